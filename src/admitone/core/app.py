@@ -1,0 +1,141 @@
+"""The app factory and its lifespan: every resource of a process is built and closed here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from admitone import __version__
+from admitone.core.clock import Clock, SystemClock
+from admitone.core.db import Database
+from admitone.core.deps import AppState, StateDep
+from admitone.core.errors import Unavailable, install_error_handlers, problems
+from admitone.core.middleware import BodySizeLimit
+from admitone.core.settings import Settings
+from admitone.events import api as events_api
+from admitone.inventory import api as inventory_api
+from admitone.inventory.engine import InventoryEngine
+from admitone.inventory.sweeper import Sweeper
+from admitone.orders import api as orders_api
+from admitone.orders.payments import Payments, TestProvider, webhook_secret
+from admitone.organizers import api as organizers_api
+from admitone.organizers.auth import current_caller
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Ticketing for on-sales where demand far exceeds supply.
+
+* **Buyers** browse published events, check availability, **hold** seats or general-admission tickets for
+  a few minutes, turn the hold into an **order** and pay it; tickets are issued on payment.
+* **Organizers** authenticate with an API key (`Authorization: Bearer adm_...`, from
+  `admitone organizer create NAME`) and manage venues, seat maps, events, ticket types, quotas and orders.
+
+Every creating `POST` accepts an `Idempotency-Key` header. Errors are `application/problem+json` (RFC 9457).
+"""
+
+TAGS = [
+    {"name": "Events", "description": "Published events and their ticket types."},
+    {"name": "Holds and availability", "description": "What is left, and holding it. The hot path."},
+    {"name": "Orders", "description": "From hold to order; the buyer reads it with its access token."},
+    {"name": "Payments", "description": "The test payment provider's checkout and its signed webhook."},
+    {"name": "Organizer", "description": "Who the API key belongs to."},
+    {"name": "Organizer: venues", "description": "Venues and their seat maps."},
+    {"name": "Organizer: events", "description": "Events, quotas and ticket types."},
+    {"name": "Organizer: orders", "description": "Orders of your events: read, cancel, refund."},
+    {"name": "Health", "description": "Liveness and readiness for load balancers."},
+]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, *, self_transport: bool = False
+) -> FastAPI:
+    """Builds the app. ``self_transport`` makes the test payment provider call this app in-process."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        secret_key = settings.resolved_secret_key()
+        transport = httpx.ASGITransport(app=app) if self_transport else None
+        client = httpx.AsyncClient(base_url=settings.public_url, transport=transport, timeout=10)
+        test_provider = TestProvider(webhook_secret(secret_key), client)
+        engine = InventoryEngine(db, settings, clock)
+        sweeper = Sweeper(db, clock, settings.sweep_interval_seconds)
+        app.state.admitone = AppState(
+            settings=settings,
+            db=db,
+            clock=clock,
+            engine=engine,
+            payments=Payments(test_provider),
+            sweeper=sweeper,
+            secret_key=secret_key,
+        )
+        sweeper.start()
+        try:
+            yield
+        finally:
+            await sweeper.stop()
+            await engine.close()
+            await test_provider.close()
+            await client.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="admitone",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(events_api.public)
+    api.include_router(inventory_api.router)
+    api.include_router(orders_api.router)
+    api.include_router(orders_api.payments_router)
+    # Organizer routes: authentication is attached here, so no organizer route can forget it.
+    guarded = [Depends(current_caller)]
+    api.include_router(organizers_api.router, dependencies=guarded)
+    api.include_router(events_api.organizer, dependencies=guarded)
+    api.include_router(orders_api.organizer, dependencies=guarded)
+    app.include_router(api)
+
+    @app.get("/health/live", name="liveness", tags=["Health"], response_model=Health)
+    async def liveness() -> Health:
+        """The process is up."""
+        return Health(status="ok", version=__version__)
+
+    @app.get(
+        "/health/ready", name="readiness", tags=["Health"], response_model=Health, responses=problems(503)
+    )
+    async def readiness(state: StateDep) -> Health:
+        """The process can reach its database."""
+        try:
+            await state.db.ping()
+        except Exception as exc:
+            raise Unavailable(f"The database is not reachable: {type(exc).__name__}.") from exc
+        return Health(status="ready", version=__version__)
+
+    return app

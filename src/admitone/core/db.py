@@ -1,0 +1,126 @@
+"""Engines, the transaction owner and the few places where SQLite and PostgreSQL differ.
+
+Write transactions go through :meth:`Database.write`; reads through :meth:`Database.read`. On SQLite the
+write side is one connection that opens ``BEGIN IMMEDIATE`` transactions, so writers queue in asyncio
+instead of spinning on ``SQLITE_BUSY``, and readers use their own small pool (WAL lets them read while a
+write is in progress). On PostgreSQL both sides share one pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from admitone.core.settings import Settings
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in Python, on both databases (SQLite has no time zones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a timezone-aware one is required")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Database:
+    """Owns the engines of one process; built in the app lifespan and closed with it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.resolved_database_url
+        self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        if self.dialect == "sqlite":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self.write_engine = self._sqlite_engine(settings, writer=True)
+            self.read_engine = self._sqlite_engine(settings, writer=False)
+        else:
+            self.write_engine = create_async_engine(
+                self.url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_pool_size,
+                pool_pre_ping=False,
+                connect_args={"server_settings": {"application_name": "admitone"}},
+            )
+            self.read_engine = self.write_engine
+
+    def _sqlite_engine(self, settings: Settings, *, writer: bool) -> AsyncEngine:
+        engine = create_async_engine(
+            self.url,
+            pool_size=1 if writer else 4,
+            max_overflow=0,
+            pool_timeout=120,
+            connect_args={"timeout": 30},
+        )
+        synchronous = settings.sqlite_synchronous
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide where transactions begin.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+        return engine
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One unit of work: commits when the block ends, rolls back when it raises."""
+        async with self.write_engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.read_engine.connect() as conn:
+            yield conn
+
+    def insert(self, table: sa.Table) -> Any:
+        """A dialect ``INSERT`` that knows ``on_conflict_do_nothing``."""
+        return sqlite.insert(table) if self.dialect == "sqlite" else postgresql.insert(table)
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            await self.read_engine.dispose()

@@ -1,0 +1,36 @@
+"""The process's resources, built in the lifespan, and the ``Annotated`` aliases that reach them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from admitone.core.clock import Clock
+from admitone.core.db import Database
+from admitone.core.settings import Settings
+
+if TYPE_CHECKING:
+    from admitone.inventory.engine import InventoryEngine
+    from admitone.inventory.sweeper import Sweeper
+    from admitone.orders.payments import Payments
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    clock: Clock
+    engine: InventoryEngine
+    payments: Payments
+    sweeper: Sweeper
+    secret_key: str
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.admitone
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

@@ -1,0 +1,1 @@
+"""Demo data: a ready-made venue to try the ticketing flow with."""

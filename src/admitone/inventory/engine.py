@@ -1,0 +1,231 @@
+"""The batching hold writer.
+
+Per event, one asyncio task takes every hold request waiting in the event's queue, allocates them in one
+transaction under the event's lock and commits once. Each waiter gets its own answer. The database stays
+the arbiter: seat claims have a primary key per (event, seat), quota counters a CHECK and conditional
+updates, so a second process (or a bug here) can never oversell; it would only make a batch fail, after
+which its requests are retried one transaction each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from admitone.core import idempotency as idem
+from admitone.core.clock import Clock
+from admitone.core.db import Database
+from admitone.core.errors import Conflict, DomainError, IdempotencyMismatch, NotFound, Unavailable
+from admitone.core.settings import Settings
+from admitone.inventory import repository as repo
+from admitone.inventory import service
+from admitone.inventory.allocation import Allocator, HoldDraft, VenueLayout
+from admitone.inventory.schemas import HoldCreate, HoldOut
+from admitone.outbox.contracts import HoldPlaced, LineV1
+from admitone.outbox.repository import EventStream
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 20_000
+IDLE_SECONDS = 30.0
+SWEEP_PER_BATCH = 500
+
+
+@dataclass
+class _Pending:
+    request: HoldCreate
+    key: idem.IdempotencyKey | None
+    future: asyncio.Future[HoldOut | JSONResponse]
+
+
+class _EventWriter:
+    def __init__(self, engine: InventoryEngine, event_id: int) -> None:
+        self.engine = engine
+        self.event_id = event_id
+        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.task = asyncio.create_task(self._run(), name=f"hold-writer-{event_id}")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(self.queue.get(), IDLE_SECONDS)
+            except TimeoutError:
+                if self.queue.empty():
+                    self.engine._retire(self)
+                    return
+                continue
+            batch = [first]
+            while len(batch) < self.engine.batch_max and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self._process(batch)
+            except Exception as exc:  # never let one bad batch stop the writer
+                log.exception("hold batch for event %s failed", self.event_id)
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+
+    async def _process(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self.engine._write_batch(self.event_id, batch)
+        except DomainError as exc:  # the event itself is gone
+            results = [exc] * len(batch)
+        except (IntegrityError, repo.InventoryConflict, DBAPIError) as exc:
+            if len(batch) > 1:
+                log.warning(
+                    "batch of %d for event %s refused (%s); retrying one by one",
+                    len(batch),
+                    self.event_id,
+                    exc,
+                )
+                for pending in batch:
+                    await self._process([pending])
+                return
+            results = [Conflict("The inventory changed while your request was processed; please retry.")]
+        for pending, result in zip(batch, results, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+
+
+class InventoryEngine:
+    """Entry point of the hot path; one per process, created in the app lifespan."""
+
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.ttl = dt.timedelta(seconds=settings.hold_ttl_seconds)
+        self.batch_max = settings.batch_max
+        self._writers: dict[int, _EventWriter] = {}
+        self._layouts: dict[int, VenueLayout] = {}
+        self.batches = 0
+        self.batched_requests = 0
+
+    async def hold(
+        self, event_id: int, request: HoldCreate, key: idem.IdempotencyKey | None = None
+    ) -> HoldOut | JSONResponse:
+        writer = self._writers.get(event_id)
+        if writer is None:
+            writer = self._writers[event_id] = _EventWriter(self, event_id)
+        if writer.queue.qsize() >= QUEUE_LIMIT:
+            raise Unavailable("Too many hold requests are waiting for this event; retry in a second.")
+        future: asyncio.Future[HoldOut | JSONResponse] = asyncio.get_running_loop().create_future()
+        writer.queue.put_nowait(_Pending(request, key, future))
+        return await asyncio.shield(future)
+
+    def _retire(self, writer: _EventWriter) -> None:
+        if self._writers.get(writer.event_id) is writer:
+            del self._writers[writer.event_id]
+
+    async def close(self) -> None:
+        writers = list(self._writers.values())
+        self._writers.clear()
+        for writer in writers:
+            writer.task.cancel()
+        for writer in writers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer.task
+
+    async def _layout(self, conn: Any, venue_id: int) -> VenueLayout:
+        layout = self._layouts.get(venue_id)
+        if layout is None:
+            layout = self._layouts[venue_id] = await repo.load_layout(conn, venue_id)
+        return layout
+
+    async def _write_batch(
+        self, event_id: int, batch: list[_Pending]
+    ) -> list[HoldOut | JSONResponse | DomainError]:
+        now = self.clock.now()
+        results: list[HoldOut | JSONResponse | DomainError] = []
+        async with self.db.write() as conn:
+            stream = await EventStream.lock(conn, event_id)
+            await service.expire_due(conn, stream, now, SWEEP_PER_BATCH)
+            event = await repo.load_event(conn, event_id)
+            if event is None:
+                raise NotFound(f"Event {event_id} does not exist.")
+            layout = await self._layout(conn, event.venue_id) if event.venue_id is not None else None
+            types = await repo.load_ticket_types(conn, event_id)
+            quotas = await repo.load_quotas(conn, event_id)
+            wanted: set[int] | None = {s for p in batch for s in p.request.seat_ids}
+            if any(p.request.best_available is not None for p in batch):
+                wanted = None  # best-available searches need the whole map
+            # Claims past their deadline that the sweep above did not reach still count as taken.
+            taken = set(await repo.claimed_seats(conn, event_id, wanted)) if layout is not None else set()
+            keys = [p.key for p in batch if p.key is not None]
+            existing = await idem.stored(conn, keys)
+            allocator = Allocator(event, types, quotas, layout, taken, now, self.ttl)
+            drafts: list[tuple[HoldDraft, _Pending]] = []
+            first_with_key: dict[str, int] = {}
+            for index, pending in enumerate(batch):
+                key = pending.key
+                try:
+                    if key is not None and key.key in existing:
+                        results.append(idem.check_match(existing[key.key], key))
+                        continue
+                    if key is not None and key.key in first_with_key:
+                        first = batch[first_with_key[key.key]].key
+                        if first is None or first.fingerprint != key.fingerprint:
+                            raise IdempotencyMismatch(
+                                f"Idempotency-Key '{key.key}' was already used with a different request; "
+                                "use a new key."
+                            )
+                        out = results[first_with_key[key.key]]
+                        assert isinstance(out, HoldOut)
+                        results.append(idem.replay_response(201, orjson.loads(out.model_dump_json())))
+                        continue
+                    draft = allocator.allocate(pending.request)
+                except DomainError as exc:
+                    results.append(exc)
+                    continue
+                if key is not None:
+                    first_with_key[key.key] = index
+                drafts.append((draft, pending))
+                results.append(draft.to_out())
+            if drafts:
+                await repo.insert_holds(conn, [d for d, _ in drafts])
+                await repo.add_to_quotas(conn, "held", allocator.quota_delta)
+                for draft, _ in drafts:
+                    stream.emit(
+                        HoldPlaced(
+                            event_id=event_id,
+                            hold_id=draft.id,
+                            total_minor=draft.total_minor,
+                            currency=draft.currency,
+                            expires_at=draft.expires_at,
+                            lines=[
+                                LineV1(
+                                    ticket_type_id=ln.ticket_type.id,
+                                    seat_id=ln.seat.id if ln.seat else None,
+                                    quantity=ln.quantity,
+                                    unit_price_minor=ln.ticket_type.price_minor,
+                                )
+                                for ln in draft.lines
+                            ],
+                        )
+                    )
+                await service.emit_inventory_changed(
+                    conn, stream, list(allocator.quota_delta), dict.fromkeys(allocator.seats_claimed, "held")
+                )
+                await idem.record_many(
+                    conn,
+                    [
+                        (p.key, 201, orjson.loads(d.to_out().model_dump_json()))
+                        for d, p in drafts
+                        if p.key is not None
+                    ],
+                )
+            await stream.flush()
+        self.batches += 1
+        self.batched_requests += len(batch)
+        return results

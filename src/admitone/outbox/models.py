@@ -1,0 +1,22 @@
+"""The outbox: domain events written in the same transaction as the change they describe."""
+
+import sqlalchemy as sa
+
+from admitone.core.db import UTCDateTime, metadata
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("aggregate_type", sa.String(32), nullable=False),
+    sa.Column("aggregate_id", sa.Integer, nullable=False),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_outbox_stream_position"),
+    sa.Index("ix_outbox_unpublished", "published_at", "id"),
+)
