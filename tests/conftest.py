@@ -1,0 +1,115 @@
+"""Test harness: every test that takes ``harness`` runs on SQLite, and on PostgreSQL when
+``ADMITONE_TEST_POSTGRES_URL`` names a server (an admin URL; a fresh database is made there)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+
+from admitone.core.clock import ManualClock
+from admitone.core.migrate import migrate
+from admitone.core.settings import Settings
+from tests.harness import Harness
+
+T = TypeVar("T")
+PG_ADMIN_URL = os.environ.get("ADMITONE_TEST_POSTGRES_URL")
+SECRET = "test-secret-" + "x" * 40
+BACKENDS = ["sqlite"] + (["postgres"] if PG_ADMIN_URL else [])
+
+
+def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Runs blocking setup off the event loop (session fixtures may be first asked for inside one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def base_settings(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "secret_key": SECRET,
+        "sweep_interval_seconds": 3600,
+        "hold_ttl_seconds": 600,
+        "order_ttl_seconds": 900,
+        "public_url": "http://test",
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("template")
+    in_thread(migrate, Settings(data_dir=data, secret_key=SECRET))
+    return data / "admitone.db"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    if not PG_ADMIN_URL:
+        pytest.skip("ADMITONE_TEST_POSTGRES_URL is not set")
+    name = f"admitone_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _asyncpg_dsn(PG_ADMIN_URL)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    in_thread(asyncio.run, run(f'CREATE DATABASE "{name}"'))
+    base = admin.rsplit("/", 1)[0]
+    url = f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    in_thread(migrate, Settings(database_url=url, secret_key=SECRET))
+    yield url
+    in_thread(asyncio.run, run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate(url: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )
+        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    data = tmp_path / "data"
+    data.mkdir()
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, data / "admitone.db")
+        return Settings(data_dir=data, **base_settings())  # type: ignore[arg-type]
+    url: str = request.getfixturevalue("pg_url")
+    await _truncate(url)
+    return Settings(data_dir=data, database_url=url, **base_settings())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def harness(settings: Settings) -> AsyncIterator[Harness]:
+    from admitone.core.app import create_app
+
+    clock = ManualClock()
+    app = create_app(settings, clock, self_transport=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
+            yield Harness(app=app, client=client, clock=clock, state=app.state.admitone)
