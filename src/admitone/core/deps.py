@@ -28,7 +28,8 @@ class AppState:
     secret_key: str
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: a plain function dependency would be sent to the thread pool on every request
     state: AppState = request.app.state.admitone
     return state
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def data_error(request: Request, exc: Exception) -> JSONResponse:
         # Last line of defence: the schema should have refused such input already.
+        # asyncpg's data exceptions (SQLSTATE class 22: NUL in text, numbers out of range) reach us as a
+        # plain DBAPIError rather than DataError, so they are recognised by their SQLSTATE.
+        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        if not isinstance(exc, DataError) and not (isinstance(sqlstate, str) and sqlstate.startswith("22")):
+            return await unexpected(request, exc)
         log.warning("database refused a value on %s: %s", request.url.path, exc)
         return problem(
             422,
@@ -162,7 +167,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(DBAPIError, data_error)
     app.add_exception_handler(Exception, unexpected)
 
 

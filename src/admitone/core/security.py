@@ -23,6 +23,8 @@ def split_api_key(key: str) -> str | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX or len(parts[1]) != 12:
         return None
+    if not all(c in "0123456789abcdef" for c in parts[1]):
+        return None
     return parts[1]
 
 

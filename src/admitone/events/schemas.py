@@ -170,6 +170,13 @@ class EventUpdate(Schema):
     sales_open_at: AwareDatetime | None = None
     sales_close_at: AwareDatetime | None = None
 
+    @model_validator(mode="after")
+    def _dates(self) -> EventUpdate:
+        for when in (self.sales_open_at, self.sales_close_at):
+            if when is not None and not (1970 <= when.year <= 9998):
+                raise ValueError("dates must lie between 1970 and 9998")
+        return self
+
 
 class QuotaCreate(Schema):
     name: Name

@@ -1,0 +1,111 @@
+"""Plots bench/holds.py results: throughput and p99 latency per connection count.
+
+    .venv/bin/python bench/plot.py [bench/results/holds.json ...] [--out docs/img/holds.png]
+
+Each results file becomes one series pair (holds/s and baseline req/s); several files (e.g. different
+worker counts) are drawn side by side and labelled by their worker count and file name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_HOLDS_PER_S = 3000
+TARGET_P99_MS = 100
+
+
+def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        label = f"{data['config']['workers']} worker{'s' if data['config']['workers'] != 1 else ''}"
+        if len(paths) > 1:
+            label += f" ({path.stem})"
+        out.append((label, data))
+    return out
+
+
+def plot(results: list[tuple[str, dict[str, Any]]], out: Path) -> None:
+    fig, (ax_rate, ax_p99) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    markers = "osD^v"
+    for i, (label, data) in enumerate(results):
+        runs = sorted(data["runs"], key=lambda r: r["connections"])
+        conns = [r["connections"] for r in runs]
+        holds = [r["holds"]["ok_per_s"] for r in runs]
+        base = [r["baseline"]["ok_per_s"] for r in runs]
+        holds_p99 = [r["holds"].get("p99_ms") for r in runs]
+        base_p99 = [r["baseline"].get("p99_ms") for r in runs]
+        m = markers[i % len(markers)]
+        ax_rate.plot(conns, base, m + "--", color="tab:gray", label=f"baseline req/s, {label}")
+        ax_rate.plot(conns, holds, m + "-", color=f"C{i}", label=f"successful holds/s, {label}")
+        for c, h, b in zip(conns, holds, base, strict=True):
+            ax_rate.annotate(
+                f"{h:,.0f}\n({h / b:.2f}x)",
+                (c, h),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=8,
+                color=f"C{i}",
+            )
+            ax_rate.annotate(
+                f"{b:,.0f}", (c, b), textcoords="offset points", xytext=(6, 4), fontsize=8, color="tab:gray"
+            )
+        ax_p99.plot(conns, base_p99, m + "--", color="tab:gray", label=f"baseline p99, {label}")
+        ax_p99.plot(conns, holds_p99, m + "-", color=f"C{i}", label=f"holds p99, {label}")
+        for c, p in zip(conns, holds_p99, strict=True):
+            if p is not None:
+                ax_p99.annotate(
+                    f"{p:,.0f} ms",
+                    (c, p),
+                    textcoords="offset points",
+                    xytext=(6, 4),
+                    fontsize=8,
+                    color=f"C{i}",
+                )
+    all_conns = sorted({r["connections"] for _, d in results for r in d["runs"]})
+    ax_rate.axhline(TARGET_HOLDS_PER_S, color="tab:red", lw=0.8, ls=":", label="target: 3,000 holds/s")
+    ax_p99.axhline(TARGET_P99_MS, color="tab:red", lw=0.8, ls=":", label="target: p99 < 100 ms")
+    for ax in (ax_rate, ax_p99):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(all_conns, [str(c) for c in all_conns])
+        ax.set_xlabel("concurrent connections (wrk)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    ax_rate.set_ylabel("responses per second")
+    ax_rate.set_ylim(bottom=0)
+    ax_rate.set_title("Throughput: 201 holds/s vs. plain FastAPI baseline")
+    ax_p99.set_yscale("log")
+    ax_p99.set_ylabel("p99 latency (ms, log scale)")
+    ax_p99.set_title("p99 latency")
+    first = results[0][1]
+    m, pg = first["machine"], first["postgres"]
+    fig.suptitle(
+        f"POST /api/v1/events/{{id}}/holds on PostgreSQL {pg['server_version'].split()[0]} "
+        f"(synchronous_commit={pg['synchronous_commit']}); {m['nproc']} CPUs {m['cpu_model']}; "
+        f"{first['config']['duration_s']:g}s per point",
+        fontsize=10,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="*", type=Path, default=[ROOT / "bench" / "results" / "holds.json"])
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "holds.png")
+    args = p.parse_args()
+    plot(load(args.results), args.out)
+
+
+if __name__ == "__main__":
+    main()

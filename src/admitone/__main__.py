@@ -1,0 +1,5 @@
+"""``python -m admitone``: the same as the ``admitone`` command."""
+
+from admitone.cli import main
+
+main()
