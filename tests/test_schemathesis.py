@@ -199,6 +199,7 @@ def test_fuzzing_reached_past_auth_and_lookups(seeded: Seeded) -> None:
     """The run above is only worth something if generated requests got through to real work."""
     if not seeded.statuses:
         pytest.skip("runs after test_no_server_errors_and_problem_json in the same session")
+    print(sorted(seeded.statuses.items()))
     succeeded = {op for (op, status), _ in seeded.statuses.items() if 200 <= status < 300}
     for op in (
         f"GET {API}/organizer/me",
