@@ -61,7 +61,9 @@ class Harness:
     state: AppState
     _slug: int = 0
 
-    async def organizer(self, name: str = "Org", scopes: tuple[str, ...] = ("read", "write")) -> dict[str, str]:
+    async def organizer(
+        self, name: str = "Org", scopes: tuple[str, ...] = ("read", "write")
+    ) -> dict[str, str]:
         async with self.state.db.write() as conn:
             created = await organizers.create_organizer(conn, name, self.clock.now(), scopes)
         return {"Authorization": f"Bearer {created.api_key}"}
@@ -74,40 +76,72 @@ class Harness:
     async def event(self, auth: dict[str, str], venue_id: int | None = None, **extra: Any) -> int:
         self._slug += 1
         body = {
-            "name": "Test Event", "slug": f"test-event-{self._slug}", "venue_id": venue_id,
-            "starts_at": (self.clock.now() + dt.timedelta(days=10)).isoformat(), "status": "on_sale",
+            "name": "Test Event",
+            "slug": f"test-event-{self._slug}",
+            "venue_id": venue_id,
+            "starts_at": (self.clock.now() + dt.timedelta(days=10)).isoformat(),
+            "status": "on_sale",
             **extra,
         }
         return int((await self.ok("POST", "/api/v1/organizer/events", 201, json=body, headers=auth))["id"])
 
-    async def ga_event(self, auth: dict[str, str], capacity: int = 300, max_per_order: int = 10,
-                       price: int = 2500) -> GAEvent:
+    async def ga_event(
+        self, auth: dict[str, str], capacity: int = 300, max_per_order: int = 10, price: int = 2500
+    ) -> GAEvent:
         event_id = await self.event(auth)
-        quota = await self.ok("POST", f"/api/v1/organizer/events/{event_id}/quotas", 201,
-                              json={"name": "Floor", "capacity": capacity}, headers=auth)
+        quota = await self.ok(
+            "POST",
+            f"/api/v1/organizer/events/{event_id}/quotas",
+            201,
+            json={"name": "Floor", "capacity": capacity},
+            headers=auth,
+        )
         tt = await self.ok(
-            "POST", f"/api/v1/organizer/events/{event_id}/ticket-types", 201, headers=auth,
-            json={"name": "Standing", "kind": "admission", "price_minor": price, "quota_ids": [quota["id"]],
-                  "max_per_order": max_per_order},
+            "POST",
+            f"/api/v1/organizer/events/{event_id}/ticket-types",
+            201,
+            headers=auth,
+            json={
+                "name": "Standing",
+                "kind": "admission",
+                "price_minor": price,
+                "quota_ids": [quota["id"]],
+                "max_per_order": max_per_order,
+            },
         )
         return GAEvent(event_id, quota["id"], tt["id"])
 
-    async def seated_event(self, auth: dict[str, str], venue: dict[str, Any] | None = None,
-                           prices: dict[str, int] | None = None) -> SeatedEvent:
-        venue_out = await self.ok("POST", "/api/v1/organizer/venues", 201, json=venue or small_venue(),
-                                  headers=auth)
+    async def seated_event(
+        self, auth: dict[str, str], venue: dict[str, Any] | None = None, prices: dict[str, int] | None = None
+    ) -> SeatedEvent:
+        venue_out = await self.ok(
+            "POST", "/api/v1/organizer/venues", 201, json=venue or small_venue(), headers=auth
+        )
         event_id = await self.event(auth, venue_out["id"])
         types = {}
         for category, price in (prices or {"A": 5000, "B": 3000}).items():
             tt = await self.ok(
-                "POST", f"/api/v1/organizer/events/{event_id}/ticket-types", 201, headers=auth,
-                json={"name": f"Seat {category}", "kind": "seated", "category": category, "price_minor": price,
-                      "max_per_order": 50},
+                "POST",
+                f"/api/v1/organizer/events/{event_id}/ticket-types",
+                201,
+                headers=auth,
+                json={
+                    "name": f"Seat {category}",
+                    "kind": "seated",
+                    "category": category,
+                    "price_minor": price,
+                    "max_per_order": 50,
+                },
             )
             types[category] = tt["id"]
         seats = await self.ok("GET", f"/api/v1/organizer/venues/{venue_out['id']}/seats", headers=auth)
-        return SeatedEvent(event_id, venue_out["id"], [s["id"] for s in seats], types,
-                           {s["name"]: s["id"] for s in venue_out["sections"]})
+        return SeatedEvent(
+            event_id,
+            venue_out["id"],
+            [s["id"] for s in seats],
+            types,
+            {s["name"]: s["id"] for s in venue_out["sections"]},
+        )
 
     async def hold(self, event_id: int, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
         return await self.client.post(f"/api/v1/events/{event_id}/holds", json=body, **kwargs)
@@ -123,7 +157,8 @@ class Harness:
     async def check_invariants(self, event_id: int) -> None:
         """The inventory invariants, read straight from the tables."""
         over = await self.scalar(
-            "SELECT count(*) FROM quotas WHERE event_id = :e AND (held + sold > capacity OR held < 0 OR sold < 0)",
+            "SELECT count(*) FROM quotas"
+            " WHERE event_id = :e AND (held + sold > capacity OR held < 0 OR sold < 0)",
             e=event_id,
         )
         assert over == 0, "a quota is over capacity"
@@ -156,7 +191,8 @@ class Harness:
         claims = await self.scalar("SELECT count(*) FROM seat_claims WHERE event_id = :e", e=event_id)
         live_seats = await self.scalar(
             """SELECT count(*) FROM hold_lines l JOIN holds h ON h.id = l.hold_id
-               WHERE h.event_id = :e AND h.status IN ('active', 'ordered', 'sold') AND l.seat_id IS NOT NULL""",
+               WHERE h.event_id = :e AND h.status IN ('active', 'ordered', 'sold')
+                 AND l.seat_id IS NOT NULL""",
             e=event_id,
         )
         assert claims == live_seats, f"{claims} seat claims but {live_seats} seats in live holds"

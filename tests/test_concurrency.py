@@ -32,7 +32,11 @@ async def test_thousand_concurrent_holds_on_quota_and_overlapping_seats(harness:
         r = await h.hold(seated.event_id, {"best_available": {"quantity": n}})
         return r.status_code, [ln["seat_id"] for ln in r.json().get("lines", [])]
 
-    tasks = [ga_hold(n) for n in ga_wants] + [seat_hold(s) for s in seat_wants] + [best_hold(n) for n in best_wants]
+    tasks = (
+        [ga_hold(n) for n in ga_wants]
+        + [seat_hold(s) for s in seat_wants]
+        + [best_hold(n) for n in best_wants]
+    )
     order = list(range(len(tasks)))
     rng.shuffle(order)
     results = await asyncio.gather(*(tasks[i] for i in order))
@@ -50,7 +54,9 @@ async def test_thousand_concurrent_holds_on_quota_and_overlapping_seats(harness:
     seat_results = [seats for status, seats in results if isinstance(seats, list) and status == 201]
     all_seats = [s for seats in seat_results for s in seats]
     assert len(all_seats) == len(set(all_seats)), "a seat was held twice"
-    states = {s["id"]: s["state"] for s in (await h.ok("GET", f"/api/v1/events/{seated.event_id}/seats"))["seats"]}
+    states = {
+        s["id"]: s["state"] for s in (await h.ok("GET", f"/api/v1/events/{seated.event_id}/seats"))["seats"]
+    }
     assert {s for s, st in states.items() if st == "held"} == set(all_seats)
     # Best-available demand (about 700 seats) exceeds what remains: the map fills up.
     assert len(all_seats) > 250
@@ -65,7 +71,10 @@ async def test_concurrent_orders_and_releases_keep_counters(harness: Harness) ->
     org = await h.organizer()
     ga = await h.ga_event(org, capacity=50, max_per_order=2)
     first = await asyncio.gather(
-        *(h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 2}]}) for _ in range(40))
+        *(
+            h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 2}]})
+            for _ in range(40)
+        )
     )
     holds = [r.json()["id"] for r in first if r.status_code == 201]
     assert len(holds) == 25
@@ -74,8 +83,9 @@ async def test_concurrent_orders_and_releases_keep_counters(harness: Harness) ->
         return (await h.client.delete(f"/api/v1/holds/{hold_id}")).status_code
 
     async def order(hold_id: str) -> int:
-        r = await h.client.post("/api/v1/orders", json={"hold_id": hold_id, "buyer_name": "X",
-                                                        "buyer_email": "x@example.com"})
+        r = await h.client.post(
+            "/api/v1/orders", json={"hold_id": hold_id, "buyer_name": "X", "buyer_email": "x@example.com"}
+        )
         return r.status_code
 
     async def more() -> int:

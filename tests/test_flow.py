@@ -22,11 +22,15 @@ async def test_buyer_journey_seats_to_tickets(harness: Harness) -> None:
     body = hold.json()
     assert body["total_minor"] == 2 * 5000 and len(body["lines"]) == 2
 
-    states = {s["id"]: s["state"] for s in (await h.ok("GET", f"/api/v1/events/{ev.event_id}/seats"))["seats"]}
+    states = {
+        s["id"]: s["state"] for s in (await h.ok("GET", f"/api/v1/events/{ev.event_id}/seats"))["seats"]
+    }
     assert states[ev.seat_ids[0]] == "held" and states[ev.seat_ids[2]] == "free"
 
     order = await h.ok(
-        "POST", "/api/v1/orders", 201,
+        "POST",
+        "/api/v1/orders",
+        201,
         json={"hold_id": body["id"], "buyer_name": "Ada", "buyer_email": "ada@example.com"},
     )
     assert order["status"] == "pending_payment" and order["tickets"] == []
@@ -43,12 +47,18 @@ async def test_buyer_journey_seats_to_tickets(harness: Harness) -> None:
     codes = {t["code"] for t in paid["tickets"]}
     assert len(codes) == 2 and all(len(c) >= 20 for c in codes)
 
-    states = {s["id"]: s["state"] for s in (await h.ok("GET", f"/api/v1/events/{ev.event_id}/seats"))["seats"]}
+    states = {
+        s["id"]: s["state"] for s in (await h.ok("GET", f"/api/v1/events/{ev.event_id}/seats"))["seats"]
+    }
     assert states[ev.seat_ids[0]] == "sold" and states[ev.seat_ids[1]] == "sold"
     await h.check_invariants(ev.event_id)
 
-    types = [r[0] for r in await h.rows("SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence",
-                                        e=ev.event_id)]
+    types = [
+        r[0]
+        for r in await h.rows(
+            "SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence", e=ev.event_id
+        )
+    ]
     assert types[:2] == ["hold.placed", "inventory.changed"]
     assert "order.placed" in types and "order.paid" in types and types.count("ticket.issued") == 2
 
@@ -61,9 +71,17 @@ async def test_general_admission_and_free_order(harness: Harness) -> None:
     assert hold.status_code == 201
     avail = await h.ok("GET", f"/api/v1/events/{ga.event_id}/availability")
     assert avail["quotas"][0]["available"] == 2 and avail["quotas"][0]["held"] == 3
-    order = await h.ok("POST", "/api/v1/orders", 201, json={
-        "hold_id": hold.json()["id"], "buyer_name": "Bo", "buyer_email": "bo@example.com",
-        "payment_provider": "free"})
+    order = await h.ok(
+        "POST",
+        "/api/v1/orders",
+        201,
+        json={
+            "hold_id": hold.json()["id"],
+            "buyer_name": "Bo",
+            "buyer_email": "bo@example.com",
+            "payment_provider": "free",
+        },
+    )
     assert order["status"] == "paid" and len(order["tickets"]) == 3
     avail = await h.ok("GET", f"/api/v1/events/{ga.event_id}/availability")
     assert avail["quotas"][0] == {**avail["quotas"][0], "held": 0, "sold": 3, "available": 2}

@@ -15,8 +15,9 @@ async def test_expired_hold_is_free_before_and_after_the_sweep(harness: Harness)
     g = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 4}]})
     s = await h.hold(seated.event_id, {"seat_ids": seated.seat_ids[:2]})
     assert g.status_code == 201 and s.status_code == 201
-    assert (await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
-            ).status_code == 409
+    assert (
+        await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
+    ).status_code == 409
 
     h.clock.advance(601)
     # Not swept yet: availability and the seat map already count the expired holds as free.
@@ -26,15 +27,21 @@ async def test_expired_hold_is_free_before_and_after_the_sweep(harness: Harness)
     assert {x["state"] for x in seats["seats"]} == {"free"}
     hold = await h.ok("GET", f"/api/v1/holds/{g.json()['id']}")
     assert hold["status"] == "expired"
-    order = await h.client.post("/api/v1/orders", json={"hold_id": g.json()["id"], "buyer_name": "Late",
-                                                        "buyer_email": "late@example.com"})
+    order = await h.client.post(
+        "/api/v1/orders",
+        json={"hold_id": g.json()["id"], "buyer_name": "Late", "buyer_email": "late@example.com"},
+    )
     assert order.status_code == 410 and "expired" in order.json()["detail"]
 
     assert await h.state.sweeper.run_once() == 2
     assert await h.scalar("SELECT held FROM quotas WHERE id = :q", q=ga.quota_id) == 0
     assert await h.scalar("SELECT count(*) FROM seat_claims WHERE event_id = :e", e=seated.event_id) == 0
-    types = [r[0] for r in await h.rows("SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence",
-                                        e=ga.event_id)]
+    types = [
+        r[0]
+        for r in await h.rows(
+            "SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence", e=ga.event_id
+        )
+    ]
     assert types == ["hold.placed", "inventory.changed", "hold.expired", "inventory.changed"]
     # The seats can be taken again at once, by someone else.
     again = await h.hold(seated.event_id, {"seat_ids": seated.seat_ids[:2]})
@@ -84,8 +91,9 @@ async def test_hold_idempotency_key_replays_and_refuses_other_bodies(harness: Ha
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 7
     later = await h.hold(ga.event_id, body, headers=key)
     assert later.json()["id"] == answers[0].json()["id"] and later.headers["Idempotent-Replayed"] == "true"
-    other = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 3}]},
-                         headers=key)
+    other = await h.hold(
+        ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 3}]}, headers=key
+    )
     assert other.status_code == 422 and other.json()["type"].endswith("idempotency-key-reused")
     assert await h.scalar("SELECT held FROM quotas WHERE id = :q", q=ga.quota_id) == 2
     assert await h.scalar("SELECT count(*) FROM holds") == 1
@@ -95,10 +103,14 @@ async def test_order_idempotency_key(harness: Harness) -> None:
     h = harness
     org = await h.organizer()
     ga = await h.ga_event(org, capacity=10)
-    hold = (await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})).json()
+    hold = (
+        await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
+    ).json()
     body = {"hold_id": hold["id"], "buyer_name": "Cy", "buyer_email": "cy@example.com"}
     key = {"Idempotency-Key": "order-1"}
-    answers = await asyncio.gather(*(h.client.post("/api/v1/orders", json=body, headers=key) for _ in range(4)))
+    answers = await asyncio.gather(
+        *(h.client.post("/api/v1/orders", json=body, headers=key) for _ in range(4))
+    )
     assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1
     assert await h.scalar("SELECT count(*) FROM orders") == 1
@@ -144,14 +156,17 @@ async def test_sales_window_and_status_are_enforced(harness: Harness) -> None:
     org = await h.organizer()
     ga = await h.ga_event(org, capacity=5)
     later = (h.clock.now().replace(microsecond=0)).isoformat()
-    await h.ok("PATCH", f"/api/v1/organizer/events/{ga.event_id}", json={"sales_close_at": later}, headers=org)
+    await h.ok(
+        "PATCH", f"/api/v1/organizer/events/{ga.event_id}", json={"sales_close_at": later}, headers=org
+    )
     r = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
     assert r.status_code == 409 and "closed" in r.json()["detail"]
     await h.ok("PATCH", f"/api/v1/organizer/events/{ga.event_id}", json={"status": "cancelled"}, headers=org)
     r = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
     assert r.status_code == 409 and "cancelled" in r.json()["detail"]
-    back = await h.client.patch(f"/api/v1/organizer/events/{ga.event_id}", json={"status": "on_sale"},
-                                headers=org)
+    back = await h.client.patch(
+        f"/api/v1/organizer/events/{ga.event_id}", json={"status": "on_sale"}, headers=org
+    )
     assert back.status_code == 409
 
 
@@ -161,20 +176,30 @@ async def test_outbox_sequence_is_gap_free_per_event(harness: Harness) -> None:
     a = await h.ga_event(org, capacity=100)
     b = await h.ga_event(org, capacity=100)
     await asyncio.gather(
-        *(h.hold(e.event_id, {"tickets": [{"ticket_type_id": e.ticket_type_id, "quantity": 1}]})
-          for e in (a, b) for _ in range(40))
+        *(
+            h.hold(e.event_id, {"tickets": [{"ticket_type_id": e.ticket_type_id, "quantity": 1}]})
+            for e in (a, b)
+            for _ in range(40)
+        )
     )
     for ev in (a, b):
-        seqs = [r[0] for r in await h.rows(
-            "SELECT sequence FROM outbox WHERE aggregate_id = :e ORDER BY sequence", e=ev.event_id)]
+        seqs = [
+            r[0]
+            for r in await h.rows(
+                "SELECT sequence FROM outbox WHERE aggregate_id = :e ORDER BY sequence", e=ev.event_id
+            )
+        ]
         assert seqs == list(range(1, len(seqs) + 1))
-        placed = await h.scalar("SELECT count(*) FROM outbox WHERE aggregate_id = :e AND type = 'hold.placed'",
-                                e=ev.event_id)
+        placed = await h.scalar(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = :e AND type = 'hold.placed'", e=ev.event_id
+        )
         assert placed == 40
         last = await h.scalar("SELECT last_seq FROM event_streams WHERE event_id = :e", e=ev.event_id)
         assert last == seqs[-1]
     payload = (await h.rows("SELECT payload FROM outbox WHERE type = 'hold.placed' LIMIT 1"))[0][0]
     from admitone.outbox.contracts import HoldPlaced
 
-    parsed = HoldPlaced.model_validate(payload if isinstance(payload, dict) else __import__("json").loads(payload))
+    parsed = HoldPlaced.model_validate(
+        payload if isinstance(payload, dict) else __import__("json").loads(payload)
+    )
     assert parsed.lines[0].quantity == 1

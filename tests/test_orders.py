@@ -13,15 +13,25 @@ from tests.harness import GAEvent, Harness
 
 
 async def _order(h: Harness, ga: GAEvent, n: int = 2) -> dict[str, object]:
-    hold = (await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": n}]})).json()
-    return await h.ok("POST", "/api/v1/orders", 201, json={"hold_id": hold["id"], "buyer_name": "Di",
-                                                           "buyer_email": "di@example.com"})
+    hold = (
+        await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": n}]})
+    ).json()
+    return await h.ok(
+        "POST",
+        "/api/v1/orders",
+        201,
+        json={"hold_id": hold["id"], "buyer_name": "Di", "buyer_email": "di@example.com"},
+    )
 
 
-def _signed(payload: dict[str, object], secret: str = webhook_secret(SECRET), ts: int | None = None
-            ) -> tuple[bytes, dict[str, str]]:
+def _signed(
+    payload: dict[str, object], secret: str = webhook_secret(SECRET), ts: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     body = orjson.dumps(payload)
-    return body, {SIGNATURE_HEADER: security.signature_header(secret, body, ts), "Content-Type": "application/json"}
+    return body, {
+        SIGNATURE_HEADER: security.signature_header(secret, body, ts),
+        "Content-Type": "application/json",
+    }
 
 
 async def test_webhook_signature_is_checked(harness: Harness) -> None:
@@ -31,8 +41,13 @@ async def test_webhook_signature_is_checked(harness: Harness) -> None:
     order = await _order(h, ga)
     payment = order["payment"]
     assert isinstance(payment, dict)
-    note = {"id": "evt_1", "type": "payment.succeeded", "payment_id": payment["id"], "amount_minor": 5000,
-            "currency": "EUR"}
+    note = {
+        "id": "evt_1",
+        "type": "payment.succeeded",
+        "payment_id": payment["id"],
+        "amount_minor": 5000,
+        "currency": "EUR",
+    }
     body, good = _signed(note)
     for headers in (
         {"Content-Type": "application/json"},
@@ -44,8 +59,9 @@ async def test_webhook_signature_is_checked(harness: Harness) -> None:
         assert r.status_code == 401, r.text
     tampered = orjson.dumps({**note, "amount_minor": 1})
     assert (await h.client.post(WEBHOOK_PATH, content=tampered, headers=good)).status_code == 401
-    assert (await h.ok("GET", f"/api/v1/orders/{order['id']}", headers={"X-Order-Token": order["access_token"]})
-            )["status"] == "pending_payment"
+    assert (
+        await h.ok("GET", f"/api/v1/orders/{order['id']}", headers={"X-Order-Token": order["access_token"]})
+    )["status"] == "pending_payment"
 
     ack = await h.ok("POST", WEBHOOK_PATH, content=body, headers=good)
     assert ack["order_status"] == "paid"
@@ -88,13 +104,22 @@ async def test_unpaid_order_expires_and_late_payment_is_flagged(harness: Harness
     assert await h.state.sweeper.run_once() == 1
     token = {"X-Order-Token": str(order["access_token"])}
     assert (await h.ok("GET", f"/api/v1/orders/{order['id']}", headers=token))["status"] == "expired"
-    note = {"id": "evt_2", "type": "payment.succeeded", "payment_id": order["payment"]["id"],  # type: ignore[index]
-            "amount_minor": 5000, "currency": "EUR"}
+    note = {
+        "id": "evt_2",
+        "type": "payment.succeeded",
+        "payment_id": order["payment"]["id"],  # type: ignore[index]
+        "amount_minor": 5000,
+        "currency": "EUR",
+    }
     body, headers = _signed(note)
     ack = await h.ok("POST", "/api/v1/payments/test/webhook", content=body, headers=headers)
     assert ack["order_status"] == "expired" and "refund" in ack["note"]
-    types = [r[0] for r in await h.rows("SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence",
-                                        e=ga.event_id)]
+    types = [
+        r[0]
+        for r in await h.rows(
+            "SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence", e=ga.event_id
+        )
+    ]
     assert "order.expired" in types and "hold.expired" not in types
     assert await h.scalar("SELECT count(*) FROM tickets") == 0
     await h.check_invariants(ga.event_id)
@@ -115,8 +140,9 @@ async def test_cancel_and_refund_return_inventory(harness: Harness) -> None:
     await h.state.payments.test.drain()
     quota = (await h.ok("GET", f"/api/v1/events/{ga.event_id}/availability"))["quotas"][0]
     assert (quota["sold"], quota["held"], quota["available"]) == (2, 0, 2)
-    r = await h.client.post(f"/api/v1/orders/{paid['id']}/cancel",
-                            headers={"X-Order-Token": str(paid["access_token"])})
+    r = await h.client.post(
+        f"/api/v1/orders/{paid['id']}/cancel", headers={"X-Order-Token": str(paid["access_token"])}
+    )
     assert r.status_code == 409 and "refund" in r.json()["detail"]
     refunded = await h.ok("POST", f"/api/v1/organizer/orders/{paid['id']}/refund", headers=org)
     assert refunded["status"] == "refunded" and {t["status"] for t in refunded["tickets"]} == {"void"}
@@ -126,7 +152,11 @@ async def test_cancel_and_refund_return_inventory(harness: Harness) -> None:
     assert (quota["sold"], quota["held"], quota["available"]) == (0, 0, 4)
     orders = await h.ok("GET", f"/api/v1/organizer/events/{ga.event_id}/orders", headers=org)
     assert sorted(o["status"] for o in orders) == ["cancelled", "refunded"]
-    types = [r[0] for r in await h.rows("SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence",
-                                        e=ga.event_id)]
+    types = [
+        r[0]
+        for r in await h.rows(
+            "SELECT type FROM outbox WHERE aggregate_id = :e ORDER BY sequence", e=ga.event_id
+        )
+    ]
     assert types.count("order.cancelled") == 1 and types.count("order.refunded") == 1
     await h.check_invariants(ga.event_id)
