@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def utcnow() -> dt.datetime:
@@ -71,6 +76,7 @@ class Database:
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=False,
                 connect_args={"server_settings": {"application_name": "admitone"}},
+                json_serializer=_json_dumps,
             )
             self.read_engine = self.write_engine
 
@@ -81,6 +87,7 @@ class Database:
             max_overflow=0,
             pool_timeout=120,
             connect_args={"timeout": 30},
+            json_serializer=_json_dumps,
         )
         synchronous = settings.sqlite_synchronous
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from admitone.core.deps import StateDep
 from admitone.core.errors import NotFound, problems
@@ -47,14 +47,18 @@ async def get_seat_map(state: StateDep, event_id: IdPath) -> SeatMapOut:
 )
 async def create_hold(
     state: StateDep, event_id: IdPath, body: HoldCreate, idempotency_key: IdempotencyKeyHeader = None
-) -> HoldOut | JSONResponse:
+) -> HoldOut | Response:
     """Holds tickets or seats for a few minutes, all or nothing.
 
     Ask for general-admission tickets by type, specific seats, or the best adjacent seats of a section.
     A 409 names what is no longer available. Keep the returned ``id``: it turns the hold into an order.
     """
     key = make_key(idempotency_key, f"hold:{event_id}", body)
-    return await state.engine.hold(event_id, body, key)
+    result = await state.engine.hold(event_id, body, key)
+    if isinstance(result, HoldOut):
+        # Already validated by construction: serialize once, skip FastAPI's second validation pass.
+        return Response(result.model_dump_json(), status_code=201, media_type="application/json")
+    return result
 
 
 @router.get("/holds/{hold_id}", name="get_hold", response_model=HoldOut, responses=problems(404))
