@@ -22,10 +22,16 @@ from admitone.events import api as events_api
 from admitone.inventory import api as inventory_api
 from admitone.inventory.engine import InventoryEngine
 from admitone.inventory.sweeper import Sweeper
+from admitone.live import api as live_api
+from admitone.live.fanout import RedisFanout
+from admitone.live.hub import LiveHub
+from admitone.live.service import snapshot_loader
 from admitone.orders import api as orders_api
 from admitone.orders.payments import Payments, TestProvider, webhook_secret
 from admitone.organizers import api as organizers_api
 from admitone.organizers.auth import current_caller
+from admitone.outbox.bus import InProcessBus
+from admitone.outbox.relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,12 @@ TAGS = [
     {"name": "Organizer: venues", "description": "Venues and their seat maps."},
     {"name": "Organizer: events", "description": "Events, quotas and ticket types."},
     {"name": "Organizer: orders", "description": "Orders of your events: read, cancel, refund."},
+    {
+        "name": "Live",
+        "description": "Live availability and seat states: WebSocket `/api/v1/events/{id}/live` and "
+        "Server-Sent Events. Messages: `snapshot`, then `changes`, each with `seq`; resume with `last_seq`. "
+        "Close code 4008: the client fell behind and should reconnect with its last `seq`.",
+    },
     {"name": "Health", "description": "Liveness and readiness for load balancers."},
 ]
 
@@ -78,6 +90,21 @@ def create_app(
         test_provider = TestProvider(webhook_secret(secret_key), client)
         engine = InventoryEngine(db, settings, clock)
         sweeper = Sweeper(db, clock, settings.sweep_interval_seconds)
+        bus = InProcessBus()
+        hub = LiveHub(
+            snapshot_loader(db, clock, []),
+            coalesce_seconds=settings.live_coalesce_ms / 1000,
+            queue_size=settings.live_queue_size,
+            history_size=settings.live_history,
+        )
+        fanout = RedisFanout(settings.redis_url, hub) if settings.redis_url else None
+        if fanout is not None:
+            hub.fanout = fanout
+            bus.subscribe("live", fanout.publish)
+        else:
+            bus.subscribe("live", hub.deliver)
+        relay = OutboxRelay(db, bus)
+        db.commit_listeners.append(relay.notify)
         app.state.admitone = AppState(
             settings=settings,
             db=db,
@@ -86,13 +113,23 @@ def create_app(
             payments=Payments(test_provider),
             sweeper=sweeper,
             secret_key=secret_key,
+            bus=bus,
+            relay=relay,
+            hub=hub,
+            fanout=fanout,
         )
         sweeper.start()
+        relay.start()
+        hub.start()
         try:
             yield
         finally:
+            await hub.stop()
+            await relay.stop()
             await sweeper.stop()
             await engine.close()
+            if fanout is not None:
+                await fanout.close()
             await test_provider.close()
             await client.aclose()
             await db.dispose()
@@ -115,6 +152,7 @@ def create_app(
     api.include_router(inventory_api.router)
     api.include_router(orders_api.router)
     api.include_router(orders_api.payments_router)
+    api.include_router(live_api.router)
     # Organizer routes: authentication is attached here, so no organizer route can forget it.
     guarded = [Depends(current_caller)]
     api.include_router(organizers_api.router, dependencies=guarded)
@@ -136,6 +174,11 @@ def create_app(
             await state.db.ping()
         except Exception as exc:
             raise Unavailable(f"The database is not reachable: {type(exc).__name__}.") from exc
+        if state.fanout is not None:
+            try:
+                await state.fanout.ping()
+            except Exception as exc:
+                raise Unavailable(f"Redis is not reachable: {type(exc).__name__}.") from exc
         return Health(status="ready", version=__version__)
 
     return app

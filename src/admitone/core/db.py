@@ -9,7 +9,7 @@ write is in progress). On PostgreSQL both sides share one pool.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -65,6 +65,8 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.resolved_database_url
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        # Called after every committed write (the outbox relay wakes up on it).
+        self.commit_listeners: list[Callable[[], None]] = []
         if self.dialect == "sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.write_engine = self._sqlite_engine(settings, writer=True)
@@ -113,11 +115,22 @@ class Database:
         """One unit of work: commits when the block ends, rolls back when it raises."""
         async with self.write_engine.begin() as conn:
             yield conn
+        for listener in self.commit_listeners:
+            listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.read_engine.connect() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction whose statements all see the same committed state."""
+        async with self.read_engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
 
     def insert(self, table: sa.Table) -> Any:
         """A dialect ``INSERT`` that knows ``on_conflict_do_nothing``."""

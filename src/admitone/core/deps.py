@@ -14,7 +14,11 @@ from admitone.core.settings import Settings
 if TYPE_CHECKING:
     from admitone.inventory.engine import InventoryEngine
     from admitone.inventory.sweeper import Sweeper
+    from admitone.live.fanout import RedisFanout
+    from admitone.live.hub import LiveHub
     from admitone.orders.payments import Payments
+    from admitone.outbox.bus import InProcessBus
+    from admitone.outbox.relay import OutboxRelay
 
 
 @dataclass
@@ -26,6 +30,10 @@ class AppState:
     payments: Payments
     sweeper: Sweeper
     secret_key: str
+    bus: InProcessBus
+    relay: OutboxRelay
+    hub: LiveHub
+    fanout: RedisFanout | None
 
 
 async def get_state(request: Request) -> AppState:

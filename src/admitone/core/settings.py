@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "NORMAL", description="SQLite PRAGMA synchronous (WAL mode)."
     )
+    redis_url: str | None = Field(
+        None, description="redis://host:6379/0 to fan live updates out across processes; unset: in-process."
+    )
+    live_coalesce_ms: int = Field(
+        200, ge=10, le=10_000, description="Live changes are sent at most this often."
+    )
+    live_queue_size: int = Field(
+        64, ge=4, le=10_000, description="Messages a slow live client may lag behind."
+    )
+    live_history: int = Field(1024, ge=16, le=100_000, description="Messages kept per event for resuming.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

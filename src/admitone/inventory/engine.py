@@ -54,7 +54,7 @@ class _EventWriter:
         self.task = asyncio.create_task(self._run(), name=f"hold-writer-{event_id}")
 
     async def _run(self) -> None:
-        while True:
+        while not self.engine.closing:
             try:
                 first = await asyncio.wait_for(self.queue.get(), IDLE_SECONDS)
             except TimeoutError:
@@ -108,6 +108,7 @@ class InventoryEngine:
         self.ttl = dt.timedelta(seconds=settings.hold_ttl_seconds)
         self.batch_max = settings.batch_max
         self._writers: dict[int, _EventWriter] = {}
+        self.closing = False
         self._layouts: dict[int, VenueLayout] = {}
         self.batches = 0
         self.batched_requests = 0
@@ -115,6 +116,8 @@ class InventoryEngine:
     async def hold(
         self, event_id: int, request: HoldCreate, key: idem.IdempotencyKey | None = None
     ) -> HoldOut | JSONResponse:
+        if self.closing:
+            raise Unavailable("The server is shutting down; retry on another instance.")
         writer = self._writers.get(event_id)
         if writer is None:
             writer = self._writers[event_id] = _EventWriter(self, event_id)
@@ -129,6 +132,7 @@ class InventoryEngine:
             del self._writers[writer.event_id]
 
     async def close(self) -> None:
+        self.closing = True
         writers = list(self._writers.values())
         self._writers.clear()
         for writer in writers:

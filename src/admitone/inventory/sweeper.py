@@ -21,6 +21,7 @@ class Sweeper:
         self.clock = clock
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def run_once(self, batch: int = 1000) -> int:
         """Expires what is due now, one transaction per event; returns how many holds ended."""
@@ -39,14 +40,17 @@ class Sweeper:
         self._task = asyncio.create_task(self._loop(), name="hold-sweeper")
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.interval)
             try:
                 await self.run_once()
             except Exception:
+                if self._stopping:
+                    return
                 log.exception("sweeping expired holds failed; trying again in %.1fs", self.interval)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,328 @@
+"""The live hub: per event, the current availability in memory, coalesced changes, and the subscribers.
+
+Changes arrive as domain events (from the outbox relay, through the in-process bus or Redis). The hub
+applies them to its in-memory view of each watched event and, at most every ``coalesce`` seconds, sends
+each event's accumulated changes as one message: serialized once, the same bytes queued to every
+subscriber. Each message carries the event's stream sequence, so a client can resume from the last one it
+saw, on this process or another. A subscriber whose bounded queue fills up is dropped (close code 4008)
+and resumes. WebSocket and SSE handlers only read from here; they never touch the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from admitone.live.repository import Snapshot
+from admitone.outbox.contracts import Envelope
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4008
+CLOSE_NOT_FOUND = 4404
+
+SnapshotLoader = Callable[[int], Awaitable[Snapshot | None]]
+
+
+class Fanout(Protocol):
+    async def watch(self, event_id: int) -> None: ...
+    async def unwatch(self, event_id: int) -> None: ...
+
+
+class Subscriber:
+    def __init__(self, channel: Channel, size: int) -> None:
+        self.channel = channel
+        self.queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(size)
+        self.close_code: int | None = None
+
+    def offer(self, seq: int, data: str) -> None:
+        if self.close_code is not None:
+            return
+        try:
+            self.queue.put_nowait((seq, data))
+        except asyncio.QueueFull:
+            self.close_code = CLOSE_TOO_SLOW
+            self.channel.subscribers.discard(self)
+            self.channel.hub.dropped += 1
+            # Wake the sender so it notices; the queue is full, so make room for the sentinel.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+@dataclass
+class _Pending:
+    first_seq: int = 0
+    seats: dict[int, str] = field(default_factory=dict)
+    quotas: dict[int, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.seats or self.quotas or self.events)
+
+
+class Channel:
+    """One watched event in this process."""
+
+    def __init__(self, hub: LiveHub, event_id: int) -> None:
+        self.hub = hub
+        self.event_id = event_id
+        self.ready = asyncio.Event()
+        self.missing = False
+        self.seq = 0
+        self.seats: dict[int, str] = {}
+        self.quotas: dict[int, dict[str, Any]] = {}
+        self.ticket_types: list[dict[str, Any]] = []
+        self.seat_categories: dict[int, str] = {}
+        self.free_by_category: Counter[str] = Counter()
+        self.extra: dict[str, Any] = {}
+        self.history: deque[tuple[int, int, str]] = deque(maxlen=hub.history_size)
+        self.pending = _Pending()
+        self.subscribers: set[Subscriber] = set()
+        self.buffer: list[Envelope] = []
+        self.idle_since: float | None = None
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def load(self, snap: Snapshot) -> None:
+        self.seq = snap.seq
+        self.seats = dict(snap.seats)
+        self.quotas = dict(snap.quotas)
+        self.ticket_types = snap.ticket_types
+        self.seat_categories = snap.seat_categories
+        self.extra = snap.extra
+        self.free_by_category = Counter(
+            cat for seat, cat in self.seat_categories.items() if seat not in self.seats
+        )
+        self.pending = _Pending()
+        self.history.clear()
+
+    def ticket_type_availability(self) -> list[dict[str, int]]:
+        out = []
+        for tt in self.ticket_types:
+            limits = [self.quotas[q]["available"] for q in tt["quota_ids"] if q in self.quotas]
+            if tt["kind"] == "seated":
+                limits.append(self.free_by_category.get(tt["category"], 0))
+            out.append({"ticket_type_id": tt["ticket_type_id"], "available": max(min(limits, default=0), 0)})
+        return out
+
+    def snapshot_message(self) -> tuple[int, str]:
+        return self.seq, orjson.dumps(
+            {
+                "type": "snapshot",
+                "event_id": self.event_id,
+                "seq": self.seq,
+                "seats": {str(k): v for k, v in self.seats.items()},
+                "quotas": list(self.quotas.values()),
+                "ticket_types": self.ticket_type_availability(),
+                **self.extra,
+            }
+        ).decode()
+
+    def apply(self, env: Envelope) -> None:
+        """Applies one domain event of this event's stream, in sequence order."""
+        if not self.ready.is_set():
+            self.buffer.append(env)
+            return
+        if env.sequence <= self.seq:
+            return  # already applied (at-least-once delivery)
+        if env.sequence != self.seq + 1:
+            log.warning(
+                "event %s: stream jumped from %d to %d; reloading", self.event_id, self.seq, env.sequence
+            )
+            self.hub.resync(self)
+            return
+        self.seq = env.sequence
+        if self.pending.empty():
+            self.pending.first_seq = env.sequence
+        if env.type == "inventory.changed":
+            payload: dict[str, Any] = env.payload
+            for q in payload.get("quotas", []):
+                self.quotas[q["quota_id"]] = q
+                self.pending.quotas[q["quota_id"]] = q
+            for s in payload.get("seats", []):
+                seat_id, state = s["seat_id"], s["state"]
+                before = self.seats.get(seat_id, "free")
+                if state == "free":
+                    self.seats.pop(seat_id, None)
+                else:
+                    self.seats[seat_id] = state
+                category = self.seat_categories.get(seat_id)
+                if category is not None and (before == "free") != (state == "free"):
+                    self.free_by_category[category] += 1 if state == "free" else -1
+                self.pending.seats[seat_id] = state
+        for handler in self.hub.handlers.get(env.type, ()):
+            update = handler(self, env)
+            if update is not None:
+                self.pending.events.append(update)
+
+    def flush(self) -> None:
+        if self.pending.empty() or not self.ready.is_set():
+            return
+        p = self.pending
+        message: dict[str, Any] = {
+            "type": "changes",
+            "event_id": self.event_id,
+            "from_seq": p.first_seq,
+            "seq": self.seq,
+            "seats": {str(k): v for k, v in p.seats.items()},
+        }
+        if p.quotas:
+            message["quotas"] = list(p.quotas.values())
+        if p.quotas or p.seats:
+            message["ticket_types"] = self.ticket_type_availability()
+        if p.events:
+            message["events"] = p.events
+        data = orjson.dumps(message).decode()
+        self.pending = _Pending()
+        self.history.append((message["from_seq"], self.seq, data))
+        self.hub.messages += 1
+        for sub in list(self.subscribers):
+            sub.offer(self.seq, data)
+
+    def replay_since(self, last_seq: int) -> list[tuple[int, str]] | None:
+        """Messages after ``last_seq``, or None when history no longer reaches back that far."""
+        if last_seq == self.seq:
+            return []
+        if last_seq > self.seq or not self.history or self.history[0][0] > last_seq + 1:
+            return None
+        return [(last, data) for _first, last, data in self.history if last > last_seq]
+
+
+# A handler turns a domain event into a live update (chat messages, announcements, ...), or None.
+Handler = Callable[[Channel, Envelope], dict[str, Any] | None]
+
+
+class LiveHub:
+    def __init__(
+        self,
+        loader: SnapshotLoader,
+        coalesce_seconds: float = 0.2,
+        queue_size: int = 64,
+        history_size: int = 1024,
+        idle_seconds: float = 60.0,
+    ) -> None:
+        self.loader = loader
+        self.coalesce = coalesce_seconds
+        self.queue_size = queue_size
+        self.history_size = history_size
+        self.idle_seconds = idle_seconds
+        self.channels: dict[int, Channel] = {}
+        self.handlers: dict[str, list[Handler]] = {}
+        self.fanout: Fanout | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loads: set[asyncio.Task[None]] = set()
+        self.messages = 0
+        self.dropped = 0
+
+    def on(self, event_type: str, handler: Handler) -> None:
+        self.handlers.setdefault(event_type, []).append(handler)
+
+    async def deliver(self, envelopes: Sequence[Envelope]) -> None:
+        """Domain events from the bus or the fan-out; events nobody here watches are ignored."""
+        for env in envelopes:
+            channel = self.channels.get(env.aggregate_id) if env.aggregate_type == "event" else None
+            if channel is not None:
+                channel.apply(env)
+
+    async def subscribe(
+        self, event_id: int, last_seq: int | None = None
+    ) -> tuple[Subscriber, list[tuple[int, str]]]:
+        """A new subscriber and what to send it first: the missed messages, or a snapshot."""
+        channel = self.channels.get(event_id)
+        if channel is None:
+            channel = self.channels[event_id] = Channel(self, event_id)
+            self._spawn_load(channel)
+        await channel.ready.wait()
+        if channel.missing:
+            self.channels.pop(event_id, None)
+            raise LookupError(event_id)
+        sub = Subscriber(channel, self.queue_size)
+        channel.subscribers.add(sub)
+        channel.idle_since = None
+        first = channel.replay_since(last_seq) if last_seq is not None else None
+        return sub, first if first is not None else [channel.snapshot_message()]
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        sub.channel.subscribers.discard(sub)
+
+    def _spawn_load(self, channel: Channel) -> None:
+        task = asyncio.create_task(self._load(channel), name=f"live-load-{channel.event_id}")
+        self._loads.add(task)
+        task.add_done_callback(self._loads.discard)
+
+    async def _load(self, channel: Channel) -> None:
+        try:
+            if self.fanout is not None:
+                await self.fanout.watch(channel.event_id)
+            snap = await self.loader(channel.event_id)
+        except Exception:
+            log.exception("loading the live view of event %s failed", channel.event_id)
+            snap = None
+        if snap is None:
+            channel.missing = True
+            channel.ready.set()
+            return
+        channel.load(snap)
+        buffered, channel.buffer = channel.buffer, []
+        channel.ready.set()
+        for env in sorted(buffered, key=lambda e: e.sequence):
+            channel.apply(env)
+
+    def resync(self, channel: Channel) -> None:
+        """Reloads a channel whose stream has a gap, then sends every subscriber a fresh snapshot."""
+        if not channel.ready.is_set():
+            return
+        channel.ready.clear()
+
+        async def reload() -> None:
+            await self._load(channel)
+            if not channel.missing:
+                seq, data = channel.snapshot_message()
+                for sub in list(channel.subscribers):
+                    sub.offer(seq, data)
+
+        task = asyncio.create_task(reload())
+        self._loads.add(task)
+        task.add_done_callback(self._loads.discard)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flusher(), name="live-flusher")
+
+    async def _flusher(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.coalesce)
+            now = loop.time()
+            for event_id, channel in list(self.channels.items()):
+                try:
+                    channel.flush()
+                except Exception:
+                    log.exception("flushing live changes of event %s failed", event_id)
+                if channel.subscribers or not channel.ready.is_set():
+                    continue
+                if channel.idle_since is None:
+                    channel.idle_since = now
+                elif now - channel.idle_since > self.idle_seconds:
+                    del self.channels[event_id]
+                    if self.fanout is not None:
+                        await self.fanout.unwatch(event_id)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._loads):
+            task.cancel()
+        for channel in self.channels.values():
+            for sub in list(channel.subscribers):
+                sub.close_code = 1001
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(None)
