@@ -59,7 +59,6 @@ class Subscriber:
 
 @dataclass
 class _Pending:
-    first_seq: int = 0
     seats: dict[int, str] = field(default_factory=dict)
     quotas: dict[int, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -77,6 +76,7 @@ class Channel:
         self.ready = asyncio.Event()
         self.missing = False
         self.seq = 0
+        self.flushed_seq = 0  # the last sequence covered by a sent message (or the snapshot)
         self.seats: dict[int, str] = {}
         self.quotas: dict[int, dict[str, Any]] = {}
         self.ticket_types: list[dict[str, Any]] = []
@@ -91,7 +91,7 @@ class Channel:
 
     # -- state ---------------------------------------------------------------------------------------------
     def load(self, snap: Snapshot) -> None:
-        self.seq = snap.seq
+        self.seq = self.flushed_seq = snap.seq
         self.seats = dict(snap.seats)
         self.quotas = dict(snap.quotas)
         self.ticket_types = snap.ticket_types
@@ -139,8 +139,6 @@ class Channel:
             self.hub.resync(self)
             return
         self.seq = env.sequence
-        if self.pending.empty():
-            self.pending.first_seq = env.sequence
         if env.type == "inventory.changed":
             payload: dict[str, Any] = env.payload
             for q in payload.get("quotas", []):
@@ -169,7 +167,7 @@ class Channel:
         message: dict[str, Any] = {
             "type": "changes",
             "event_id": self.event_id,
-            "from_seq": p.first_seq,
+            "from_seq": self.flushed_seq + 1,
             "seq": self.seq,
             "seats": {str(k): v for k, v in p.seats.items()},
         }
@@ -181,6 +179,7 @@ class Channel:
             message["events"] = p.events
         data = orjson.dumps(message).decode()
         self.pending = _Pending()
+        self.flushed_seq = self.seq
         self.history.append((message["from_seq"], self.seq, data))
         self.hub.messages += 1
         for sub in list(self.subscribers):
