@@ -38,7 +38,14 @@ def load_settings() -> Settings:
 
 
 def _uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
+    import os
+
     import uvicorn
+
+    # Unless configured, this server is reached where it listens (the test payment provider calls it back).
+    if "ADMITONE_PUBLIC_URL" not in os.environ:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ["ADMITONE_PUBLIC_URL"] = f"http://{shown}:{port}"
 
     uvicorn.run(
         "admitone.core.app:create_app",
