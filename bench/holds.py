@@ -1,7 +1,8 @@
 """Hold throughput on PostgreSQL, against a plain FastAPI baseline, with an oversell check.
 
-    .venv/bin/python bench/holds.py [--connections 64,256] [--duration 20] [--threads 2] [--workers 1]
+    .venv/bin/python bench/holds.py [--connections 64,256] [--duration 20] [--threads 0] [--workers 1]
                                     [--out bench/results/holds.json]
+    .venv/bin/python bench/holds.py --summarize-profile bench/results/profile-holds-c256-1.txt
 
 One run:
 
@@ -15,6 +16,12 @@ One run:
 4. stops both servers and checks in the database that nothing was oversold;
 5. prints a summary and writes it as JSON to ``--out``; stops every process it started and drops the
    database.
+
+Latency: by default wrk runs one thread per connection and bench/hold.lua times every request itself
+(see the note there on wrk's own histogram); wrk's numbers are kept in the JSON next to them.
+``--repeat N`` measures every connection count N times and reports the median run; ``--commit SHA``
+measures that commit's src/ (exported with ``git archive``) instead of the working tree; ``--profile``
+samples the server with py-spy (slows it down; not for the record).
 
 Everything talks to 127.0.0.1 only; every load phase is bounded by ``--duration``/``--warmup``.
 Exit status: 0 when the oversell check passes, 1 when it fails, 2 when the run could not be made.
@@ -85,7 +92,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(name: str, argv: list[str], env: dict[str, str], log_dir: Path, port: int) -> Server:
+def start_server(
+    name: str, argv: list[str], env: dict[str, str], log_dir: Path, port: int, started: list[Server]
+) -> Server:
     log_path = log_dir / f"{name}.log"
     log = log_path.open("wb")
     # Own session: the server's uvicorn workers share its process group, so the group can be
@@ -94,23 +103,36 @@ def start_server(name: str, argv: list[str], env: dict[str, str], log_dir: Path,
         argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     log.close()
+    server = Server(name, proc, port, log_path)
+    started.append(server)  # before anything else can fail, so that the cleanup finds it
     print(f"  started {name} (pid {proc.pid}) on {HOST}:{port}: {shlex.join(argv)}", flush=True)
-    return Server(name, proc, port, log_path)
+    return server
 
 
-def stop_server(server: Server) -> None:
+def stop_server(server: Server) -> dict[str, Any]:
+    """SIGTERM, then SIGKILL after 20 s; returns how long the graceful stop took."""
     proc = server.proc
+    t0 = time.monotonic()
+    killed = False
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            killed = True
             proc.kill()
             proc.wait(timeout=10)
     # Anything left in the server's own process group (its workers) goes too.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(server.pid, signal.SIGKILL)
-    print(f"  stopped {server.name} (pid {server.pid}, exit {proc.returncode})", flush=True)
+    took = round(time.monotonic() - t0, 2)
+    with contextlib.suppress(OSError):  # stdout may be a closed pipe by now
+        print(
+            f"  stopped {server.name} (pid {server.pid}, exit {proc.returncode}, {took}s"
+            + (", killed after 20s)" if killed else ")"),
+            flush=True,
+        )
+    return {"server": server.name, "exit": proc.returncode, "seconds": took, "killed": killed}
 
 
 def wait_ready(server: Server, url: str, timeout: float = 60.0) -> None:
@@ -242,12 +264,41 @@ def to_ms(text: str) -> float:
     return float(m.group(1)) * UNITS_MS[m.group(2)]
 
 
-def parse_wrk(stdout: str) -> dict[str, Any]:
+def parse_wrk(stdout: str, connections: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    m = re.search(r"^BENCH_SUMMARY (.*)$", stdout, re.M)
+    if not m:
+        raise BenchError(f"wrk printed no BENCH_SUMMARY line:\n{stdout}")
+    summary = {k: int(v) for k, v in (p.split("=") for p in m.group(1).split())}
+    out["duration_s"] = summary["duration_us"] / 1e6
+    out["requests"] = summary["requests"]
+    # Per-request latencies timed in hold.lua (one connection per wrk thread).
+    m = re.search(r"^BENCH_LATENCY (.*)$", stdout, re.M)
+    lua = {k: float(v) for k, v in (p.split("=") for p in m.group(1).split())} if m else {"n": 0}
+    # wrk's own histogram, kept for comparison.
+    wrk_hist: dict[str, float] = {}
     for pct in ("50", "75", "90", "99"):
         m = re.search(rf"^\s+{pct}%\s+(\S+)", stdout, re.M)
         if m:
-            out[f"p{pct}_ms"] = round(to_ms(m.group(1)), 3)
+            wrk_hist[f"p{pct}_ms"] = round(to_ms(m.group(1)), 3)
+    m = re.search(r"^\s+Latency\s+(\S+)\s+(\S+)\s+(\S+)", stdout, re.M)
+    if m:
+        wrk_hist["mean_ms"] = round(to_ms(m.group(1)), 3)
+        wrk_hist["max_ms"] = round(to_ms(m.group(3)), 3)
+    out["wrk_histogram"] = wrk_hist
+    if lua["n"] > 0:
+        out["latency_source"] = "hold.lua, every request timed"
+        out["latency_samples"] = int(lua["n"])
+        for key in ("mean", "p50", "p75", "p90", "p99", "p999", "max"):
+            out[f"{key}_ms"] = round(lua[f"{key}_us"] / 1000, 3)
+    else:
+        out["latency_source"] = "wrk histogram (fewer wrk threads than connections)"
+        out.update(wrk_hist)
+    # Little's law: with C connections each holding one request at a time, the mean latency cannot
+    # exceed C x duration / completed requests (it equals it when the server is the bottleneck).
+    out["little_bound_mean_ms"] = (
+        round(connections * out["duration_s"] * 1000 / out["requests"], 3) if out["requests"] else None
+    )
     m = re.search(r"^Requests/sec:\s+([\d.]+)", stdout, re.M)
     out["wrk_requests_per_s"] = float(m.group(1)) if m else None
     m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", stdout)
@@ -267,28 +318,28 @@ def parse_wrk(stdout: str) -> dict[str, Any]:
             code, n = part.split("=")
             statuses[code] = int(n)
     out["status_counts"] = statuses
-    m = re.search(r"^BENCH_SUMMARY (.*)$", stdout, re.M)
-    if not m:
-        raise BenchError(f"wrk printed no BENCH_SUMMARY line:\n{stdout}")
-    summary = {k: int(v) for k, v in (p.split("=") for p in m.group(1).split())}
-    out["duration_s"] = summary["duration_us"] / 1e6
-    out["requests"] = summary["requests"]
     return out
 
 
 def run_wrk(
     url: str, path: str, body: str, connections: int, threads: int, duration: float, *, latency: bool
 ) -> tuple[dict[str, Any], str, list[str]]:
-    threads = max(1, min(threads, connections))
+    # threads 0: one wrk thread per connection, so that hold.lua can time every request.
+    threads = connections if threads <= 0 else max(1, min(threads, connections))
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration:g}s", "--timeout", "10s"]
     if latency:
         argv.append("--latency")
     argv += ["-s", str(HOLD_LUA), url + path]
-    env = {**os.environ, "BENCH_PATH": path, "BENCH_BODY": body}
+    env = {
+        **os.environ,
+        "BENCH_PATH": path,
+        "BENCH_BODY": body,
+        "BENCH_EXACT": "1" if threads == connections else "0",
+    }
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 60)
     if out.returncode != 0:
         raise BenchError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    return parse_wrk(out.stdout), out.stdout, argv
+    return parse_wrk(out.stdout, connections), out.stdout, argv
 
 
 def measure(
@@ -323,6 +374,10 @@ def measure(
         "errors": res["non_2xx"] + sum(res["socket_errors"].values()),
         "warmup_ok": warm["status_counts"].get(ok_status, 0),
         "cpu": cpu,
+        # Server CPU per successful response: the efficiency figure least disturbed by other load.
+        "server_cpu_ms_per_ok": round(cpu["server_cores"] * 1000 / (ok / res["duration_s"]), 3)
+        if ok
+        else None,
         "wrk_argv": argv,
     }
     if profile is not None:
@@ -338,9 +393,16 @@ def measure(
     if args.verbose:
         print(raw)
     if profile is not None:
-        print(f"    profile ({profile['samples']} samples, {profile_to}); inclusive share of busy samples:")
-        for row in profile["inclusive"][:25]:
-            print(f"      {row['share']:6.1%}  {row['frame']}")
+        print(f"    profile ({profile['samples']} GIL-holding samples, {profile_to}):")
+        print("      inclusive (frames below the uvicorn/asyncio wrappers):")
+        for row in [r for r in profile["inclusive"] if r["share"] < 0.9][:20]:
+            print(f"        {row['share']:6.1%}  {row['frame']}")
+        print("      self:")
+        for row in profile["self"][:12]:
+            print(f"        {row['share']:6.1%}  {row['frame']}")
+        print("      by part of the server:")
+        for row in profile["categories"]:
+            print(f"        {row['share']:6.1%}  {row['part']}")
     return result
 
 
@@ -368,6 +430,7 @@ def start_profiler(server: Server, out: Path, duration: float) -> subprocess.Pop
         "raw",
         "-o",
         str(out),
+        *shlex.split(os.environ.get("BENCH_PYSPY_ARGS", "")),  # e.g. "--native"
     ]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -383,7 +446,7 @@ def finish_profiler(spy: subprocess.Popen[bytes], out: Path) -> dict[str, Any] |
     return summarize_profile(out)
 
 
-def summarize_profile(path: Path, top: int = 40) -> dict[str, Any]:
+def summarize_profile(path: Path, top: int = 80) -> dict[str, Any]:
     """Collapsed py-spy stacks -> the frames (function + file, no line) with the most samples."""
     inclusive: dict[str, int] = {}
     self_time: dict[str, int] = {}
@@ -405,7 +468,58 @@ def summarize_profile(path: Path, top: int = 40) -> dict[str, Any]:
         rows = sorted(d.items(), key=lambda kv: -kv[1])[:top]
         return [{"frame": f, "samples": n, "share": round(n / max(total, 1), 4)} for f, n in rows]
 
-    return {"samples": total, "inclusive": rank(inclusive), "self": rank(self_time)}
+    return {
+        "samples": total,
+        "categories": categorize_profile(path),
+        "inclusive": rank(inclusive),
+        "self": rank(self_time),
+    }
+
+
+# Where a sample belongs: the first rule whose marker appears anywhere in its stack wins.
+PROFILE_GROUPS: list[tuple[str, str]] = [
+    ("gc_collect_main", "cyclic garbage collector (needs py-spy --native to be seen)"),
+    ("_EventWriter._run", "inventory engine: batch writer"),
+    ("OutboxRelay", "outbox relay"),
+    ("Sweeper", "hold sweeper"),
+    ("RequestResponseCycle.run_asgi", "request handling (uvicorn, Starlette, FastAPI, endpoint)"),
+    ("HttpToolsProtocol", "HTTP parsing and connection handling (uvicorn)"),
+]
+REQUEST_PARTS: list[tuple[str, str]] = [
+    ("InventoryEngine.hold", "handing the hold to the engine"),
+    ("_match", "routing"),
+    ("matches", "routing"),
+    ("_get_routes_version", "routing"),
+    ("serialize_response", "response serialization"),
+    ("solve_dependencies", "dependencies, parameters and body validation"),
+    ("RequestResponseCycle.send", "sending the response (socket write)"),
+    ("Request.body", "reading the body"),
+]
+
+
+def categorize_profile(path: Path) -> list[dict[str, Any]]:
+    """Shares of the samples per part of the server (GC first, then engine, relay, request handling)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        group = next(
+            (name for marker, name in PROFILE_GROUPS if any(marker in f for f in frames)), "event loop, other"
+        )
+        if group.startswith("request handling"):
+            part = next(
+                (name for marker, name in REQUEST_PARTS if any(marker in f for f in frames)),
+                "middleware, Request/Response objects, endpoint",
+            )
+            group = f"{group}: {part}"
+        counts[group] = counts.get(group, 0) + n
+    rows = sorted(counts.items(), key=lambda kv: -kv[1])
+    return [{"part": k, "samples": v, "share": round(v / max(total, 1), 4)} for k, v in rows]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -440,6 +554,28 @@ async def postgres_info(dsn: str) -> dict[str, str]:
         return info
     finally:
         await conn.close()
+
+
+async def commit_probe(dsn: str, n: int = 300) -> dict[str, float]:
+    """Latency of a one-row INSERT committed on its own: what one durable commit costs here."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE TABLE bench_commit_probe (id bigserial PRIMARY KEY, v int)")
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            await conn.execute("INSERT INTO bench_commit_probe (v) VALUES ($1)", i)
+            times.append((time.perf_counter() - t0) * 1000)
+        await conn.execute("DROP TABLE bench_commit_probe")
+    finally:
+        await conn.close()
+    times.sort()
+    return {
+        "commits": n,
+        "p50_ms": round(times[n // 2], 3),
+        "p99_ms": round(times[min(n - 1, int(n * 0.99))], 3),
+        "mean_ms": round(sum(times) / n, 3),
+    }
 
 
 async def oversell_check(dsn: str, ok_by_event: dict[int, int]) -> dict[str, Any]:
@@ -597,6 +733,49 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def source_info() -> dict[str, Any]:
+    """The commit measured and whether src/ differs from it (read-only git calls)."""
+
+    def git(*a: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", "--no-optional-locks", *a], cwd=ROOT, capture_output=True, text=True, timeout=20
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout if out.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--", "src")  # lines "XY path"
+    return {
+        "commit": git("rev-parse", "HEAD").strip() or None,
+        "src_modified": [ln[3:] for ln in changed.splitlines() if len(ln) > 3],
+    }
+
+
+def export_commit(commit: str, dest: Path) -> dict[str, Any]:
+    """Writes src/ of ``commit`` under ``dest`` with `git archive` (read-only for the repository)."""
+    sha = subprocess.run(
+        ["git", "--no-optional-locks", "rev-parse", "--verify", f"{commit}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    if sha.returncode != 0:
+        raise BenchError(f"unknown commit {commit!r}: {sha.stderr.strip()}")
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "--no-optional-locks", "archive", "--format=tar", sha.stdout.strip(), "src"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+    )
+    if archive.returncode != 0:
+        raise BenchError(f"git archive failed: {archive.stderr.decode(errors='replace')}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=60)
+    return {"commit": sha.stdout.strip(), "src_modified": [], "exported_to": str(dest / "src")}
+
+
 def fmt(x: float | None, spec: str = ",.0f") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -605,6 +784,11 @@ def print_summary(report: dict[str, Any]) -> None:
     print("\n" + "=" * 100)
     print("SUMMARY")
     print(f"command: {report['command']}")
+    src = report["source"]
+    print(
+        f"source: commit {src['commit']}"
+        + (f", src/ modified: {src['src_modified']}" if src["src_modified"] else "")
+    )
     m, pg = report["machine"], report["postgres"]
     print(f"machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['memory']}; {m['wrk']}")
     print(
@@ -613,14 +797,16 @@ def print_summary(report: dict[str, Any]) -> None:
     )
     cfg = report["config"]
     print(
-        f"workers {cfg['workers']}, wrk threads {cfg['threads']}, {cfg['duration_s']:g}s measured after "
+        f"workers {cfg['workers']}, wrk threads {cfg['threads'] or 'one per connection'}, "
+        f"{cfg['duration_s']:g}s measured after "
         f"{cfg['warmup_s']:g}s warm-up, median of {cfg['repeat']} run(s), "
         f"hold TTL {cfg['hold_ttl_seconds']}s"
         + (" -- PROFILED, numbers distorted" if cfg["profiled"] else "")
     )
     header = (
         f"{'conns':>5} | {'baseline req/s':>14} {'p50 ms':>8} {'p99 ms':>8} {'err':>5} | "
-        f"{'holds/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-201':>7} {'sock err':>8} | {'ratio':>5}"
+        f"{'holds/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-201':>7} {'sock err':>8} | {'ratio':>5} "
+        f"{'pairs':>5} {'cpu':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -631,8 +817,13 @@ def print_summary(report: dict[str, Any]) -> None:
             f"{fmt(b.get('p99_ms'), '.2f'):>8} {b['errors']:>5} | {fmt(h['ok_per_s']):>9} "
             f"{fmt(h.get('p50_ms'), '.2f'):>8} {fmt(h.get('p99_ms'), '.2f'):>8} "
             f"{sum(h['other_statuses'].values()):>7} {sum(h['socket_errors'].values()):>8} | "
-            f"{fmt(run['ratio'], '.2f'):>5}"
+            f"{fmt(run['ratio'], '.2f'):>5} {fmt(run.get('ratio_median_of_pairs'), '.2f'):>5} "
+            f"{fmt(run.get('cpu_ratio_median_of_pairs'), '.2f'):>5}"
         )
+    print(
+        "ratio = holds/s / baseline req/s of the median runs; pairs = median of the ratios of back-to-back "
+        "runs;\ncpu = baseline server CPU per response / holds server CPU per 201 (median over pairs)"
+    )
     print("CPU in cores during the measured runs (server = the uvicorn process tree;")
     print("other = everything on the machine that is not the server, PostgreSQL or wrk):")
     for run in report["runs"]:
@@ -641,7 +832,8 @@ def print_summary(report: dict[str, Any]) -> None:
             print(
                 f"  c={run['connections']:<4d} {kind:8s} server {cpu['server_cores']:.2f}  postgres "
                 f"{cpu['postgres_cores']:.2f}  wrk {cpu['wrk_cores']:.2f}  other {cpu['other_cores']:.2f}  "
-                f"(machine busy {cpu['machine_busy_cores']:.2f} of {report['machine']['nproc']})"
+                f"(machine busy {cpu['machine_busy_cores']:.2f} of {report['machine']['nproc']}); "
+                f"server CPU {run[kind]['server_cpu_ms_per_ok']} ms per {run[kind]['ok_status']}"
             )
     t = report.get("target")
     if t:
@@ -665,6 +857,34 @@ def print_summary(report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def wait_for_quiet(limit_s: float, max_busy_cores: float) -> None:
+    """Waits (at most ``limit_s``) until the machine is nearly idle while the servers idle between runs."""
+    if limit_s <= 0:
+        return
+    deadline = time.monotonic() + limit_s
+    ncpu = os.cpu_count() or 1
+    while True:
+        busy0, total0 = cpu_jiffies()
+        time.sleep(1.0)
+        busy1, total1 = cpu_jiffies()
+        busy = (busy1 - busy0) / max(total1 - total0, 1) * ncpu
+        if busy <= max_busy_cores:
+            return
+        if time.monotonic() >= deadline:
+            print(f"  machine still busy ({busy:.2f} cores) after {limit_s:g}s; measuring anyway", flush=True)
+            return
+        print(f"  machine busy ({busy:.2f} cores used by other processes); waiting", flush=True)
+        time.sleep(4.0)
+
+
+def median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return round(ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2, 3)
+
+
 def median_run(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median successful rate (the lower middle one for an even count)."""
     ordered = sorted(samples, key=lambda r: r["ok_per_s"])
@@ -676,7 +896,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", default="256", help="wrk connections; a comma list sweeps, e.g. 64,256")
     p.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before each measured run")
-    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="wrk threads; 0 (default): one per connection, so every request is timed exactly "
+        "(with fewer threads the latencies come from wrk's own histogram)",
+    )
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers of both servers")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "holds.json")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server")
@@ -689,6 +915,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sample the server with py-spy during each holds run (only threads holding the GIL, "
         "i.e. Python CPU; slows the server, so not for the record)",
     )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each run, wait up to this many seconds for the machine to be nearly idle",
+    )
+    p.add_argument(
+        "--quiet-cores", type=float, default=0.3, help="'nearly idle': at most this many busy cores"
+    )
+    p.add_argument(
+        "--commit",
+        default=None,
+        help="measure the src/ of this commit (exported with `git archive` into a temp dir and put first on "
+        "PYTHONPATH) instead of the working tree",
+    )
     p.add_argument("--verbose", action="store_true", help="print wrk's own output")
     args = p.parse_args(argv)
     try:
@@ -697,6 +938,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--connections takes integers, e.g. 256 or 64,256")
     if not args.connection_list or min(args.connection_list) < 1:
         p.error("--connections needs at least one positive integer")
+    if not 0 <= args.quiet_wait <= 3600:
+        p.error("--quiet-wait must lie in [0, 3600]")
     if not 1 <= args.repeat <= 10:
         p.error("--repeat must lie in [1, 10]")
     if args.duration <= 0 or args.duration > 600 or args.warmup < 0 or args.warmup > 60:
@@ -710,6 +953,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["--summarize-profile"]:
+        for name in raw[1:]:
+            print(f"{name}:")
+            for row in categorize_profile(Path(name)):
+                print(f"  {row['share']:6.1%}  {row['part']}")
+        return 0
     args = parse_args(argv)
     if shutil.which("wrk") is None:
         print(
@@ -725,6 +975,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
 
     command = shlex.join(
         [
@@ -756,7 +1007,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"database {args.db_name}: recreating", flush=True)
         asyncio.run(recreate_database(admin_dsn, args.db_name))
         db_created = True
+        if args.commit:
+            source = export_commit(args.commit, tmp / "source")
+            env["PYTHONPATH"] = source["exported_to"] + os.pathsep + env.get("PYTHONPATH", "")
+            print(f"  measuring src/ of commit {source['commit']} ({source['exported_to']})", flush=True)
+        else:
+            source = source_info()
         pg = asyncio.run(postgres_info(bench_dsn))
+        pg["single_row_commit"] = asyncio.run(commit_probe(bench_dsn))
+        print(
+            f"  one-row durable commit: p50 {pg['single_row_commit']['p50_ms']} ms, "
+            f"p99 {pg['single_row_commit']['p99_ms']} ms",
+            flush=True,
+        )
         run_cli(["migrate"], env)
         out = run_cli(["organizer", "create", "bench"], env)
         m = re.search(r"^api key\s+(\S+)", out, re.M)
@@ -791,8 +1054,8 @@ def main(argv: list[str] | None = None) -> int:
             env,
             tmp,
             base_port,
+            servers,
         )
-        servers.append(baseline)
         admitone = start_server(
             "admitone",
             [
@@ -809,8 +1072,8 @@ def main(argv: list[str] | None = None) -> int:
             env,
             tmp,
             app_port,
+            servers,
         )
-        servers.append(admitone)
         wait_ready(baseline, f"http://{HOST}:{base_port}/health")
         wait_ready(admitone, f"http://{HOST}:{app_port}/health/ready")
 
@@ -839,7 +1102,9 @@ def main(argv: list[str] | None = None) -> int:
         for c, event_id, body in plan:
             samples_b, samples_h = [], []
             for i in range(args.repeat):
-                samples_b.append(measure("baseline", baseline, "/echo", body, "200", args, c))
+                wait_for_quiet(args.quiet_wait, args.quiet_cores)
+                profile_to = args.out.parent / f"profile-baseline-c{c}-{i + 1}.txt" if args.profile else None
+                samples_b.append(measure("baseline", baseline, "/echo", body, "200", args, c, profile_to))
                 profile_to = args.out.parent / f"profile-holds-c{c}-{i + 1}.txt" if args.profile else None
                 h = measure(
                     "holds", admitone, f"/api/v1/events/{event_id}/holds", body, "201", args, c, profile_to
@@ -856,17 +1121,40 @@ def main(argv: list[str] | None = None) -> int:
                     "baseline": b,
                     "holds": h,
                     "ratio": round(h["ok_per_s"] / b["ok_per_s"], 3) if b["ok_per_s"] else None,
+                    # Each baseline run is followed at once by its holds run; their ratio is less exposed
+                    # to load that comes and goes on the machine than the ratio of the two medians.
+                    "ratio_median_of_pairs": median(
+                        [
+                            y["ok_per_s"] / x["ok_per_s"]
+                            for x, y in zip(samples_b, samples_h, strict=True)
+                            if x["ok_per_s"]
+                        ]
+                    ),
+                    # Holds per CPU second of the server / baseline responses per CPU second of the server.
+                    "cpu_ratio_median_of_pairs": median(
+                        [
+                            x["server_cpu_ms_per_ok"] / y["server_cpu_ms_per_ok"]
+                            for x, y in zip(samples_b, samples_h, strict=True)
+                            if x["server_cpu_ms_per_ok"] and y["server_cpu_ms_per_ok"]
+                        ]
+                    ),
                     "samples": {
-                        "baseline_ok_per_s": [x["ok_per_s"] for x in samples_b],
-                        "holds_ok_per_s": [x["ok_per_s"] for x in samples_h],
-                        "baseline_p99_ms": [x.get("p99_ms") for x in samples_b],
-                        "holds_p99_ms": [x.get("p99_ms") for x in samples_h],
+                        kind: [
+                            {
+                                "ok_per_s": x["ok_per_s"],
+                                "p50_ms": x.get("p50_ms"),
+                                "p99_ms": x.get("p99_ms"),
+                                "server_cpu_ms_per_ok": x["server_cpu_ms_per_ok"],
+                                "cpu": x["cpu"],
+                            }
+                            for x in samples
+                        ]
+                        for kind, samples in (("baseline", samples_b), ("holds", samples_h))
                     },
                 }
             )
 
-        for server in reversed(servers):
-            stop_server(server)
+        stops = [stop_server(server) for server in reversed(servers)]
         log_text = admitone.log_path.read_text(errors="replace")
         server_log = {
             "batch_retries": log_text.count("retrying one by one"),
@@ -880,6 +1168,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": command,
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": machine_info(),
+            "source": source,
             "postgres": pg,
             "config": {
                 "connections": args.connection_list,
@@ -891,11 +1180,15 @@ def main(argv: list[str] | None = None) -> int:
                 "batch_max": int(env.get("ADMITONE_BATCH_MAX", "512")),
                 "db_pool_size": int(env.get("ADMITONE_DB_POOL_SIZE", "10")),
                 "wrk_timeout": "10s",
+                "quiet_wait_s": args.quiet_wait,
+                "quiet_cores": args.quiet_cores,
                 "repeat": args.repeat,
                 "profiled": args.profile,
+                "commit_option": args.commit,
             },
             "runs": runs,
             "server_log": server_log,
+            "server_stops": stops,
             "oversell_check": check,
         }
         target_run = next((r for r in runs if r["connections"] == TARGET_CONNECTIONS), None)
@@ -925,15 +1218,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)
         exit_code = 130
+    except Exception:
+        exit_code = 2
+        raise
     finally:
+        # Every server started, whatever happened above (each on its own, so one failure stops no other).
         for server in reversed(servers):
-            stop_server(server)
+            try:
+                stop_server(server)
+            except Exception as exc:
+                with contextlib.suppress(OSError):
+                    print(f"could not stop {server.name} (pid {server.pid}): {exc}", file=sys.stderr)
         if db_created and not args.keep_db:
             try:
                 asyncio.run(drop_database(admin_dsn, args.db_name))
-                print(f"database {args.db_name}: dropped")
+                with contextlib.suppress(OSError):
+                    print(f"database {args.db_name}: dropped")
             except Exception as exc:
-                print(f"could not drop {args.db_name}: {exc}", file=sys.stderr)
+                with contextlib.suppress(OSError):
+                    print(f"could not drop {args.db_name}: {exc}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
     return exit_code
 

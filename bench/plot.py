@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_HOLDS_PER_S = 3000
@@ -34,8 +35,15 @@ def load(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def first_nproc(results: list[tuple[str, dict[str, Any]]]) -> int:
+    return int(results[0][1]["machine"]["nproc"])
+
+
 def plot(results: list[tuple[str, dict[str, Any]]], out: Path) -> None:
-    fig, (ax_rate, ax_p99) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    fig, (ax_rate, ax_p99, ax_cpu) = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    ax_other = ax_cpu.twinx()
+    ax_cpu.set_zorder(ax_other.get_zorder() + 1)  # lines above the bars
+    ax_cpu.patch.set_visible(False)
     markers = "osD^v"
     for i, (label, data) in enumerate(results):
         runs = sorted(data["runs"], key=lambda r: r["connections"])
@@ -44,6 +52,8 @@ def plot(results: list[tuple[str, dict[str, Any]]], out: Path) -> None:
         base = [r["baseline"]["ok_per_s"] for r in runs]
         holds_p99 = [r["holds"].get("p99_ms") for r in runs]
         base_p99 = [r["baseline"].get("p99_ms") for r in runs]
+        holds_p50 = [r["holds"].get("p50_ms") for r in runs]
+        base_p50 = [r["baseline"].get("p50_ms") for r in runs]
         m = markers[i % len(markers)]
         ax_rate.plot(conns, base, m + "--", color="tab:gray", label=f"baseline req/s, {label}")
         ax_rate.plot(conns, holds, m + "-", color=f"C{i}", label=f"successful holds/s, {label}")
@@ -61,37 +71,81 @@ def plot(results: list[tuple[str, dict[str, Any]]], out: Path) -> None:
             )
         ax_p99.plot(conns, base_p99, m + "--", color="tab:gray", label=f"baseline p99, {label}")
         ax_p99.plot(conns, holds_p99, m + "-", color=f"C{i}", label=f"holds p99, {label}")
-        for c, p in zip(conns, holds_p99, strict=True):
-            if p is not None:
-                ax_p99.annotate(
-                    f"{p:,.0f} ms",
-                    (c, p),
-                    textcoords="offset points",
-                    xytext=(6, 4),
-                    fontsize=8,
-                    color=f"C{i}",
-                )
+        ax_p99.plot(conns, base_p50, m + ":", color="tab:gray", alpha=0.6, label=f"baseline p50, {label}")
+        ax_p99.plot(conns, holds_p50, m + ":", color=f"C{i}", alpha=0.6, label=f"holds p50, {label}")
+        for values, color, dy in ((holds_p99, f"C{i}", 4), (base_p99, "tab:gray", -10)):
+            for c, p in zip(conns, values, strict=True):
+                if p is not None:
+                    ax_p99.annotate(
+                        f"{p:,.0f} ms",
+                        (c, p),
+                        textcoords="offset points",
+                        xytext=(6, dy),
+                        fontsize=8,
+                        color=color,
+                    )
+        holds_cpu = [r["holds"].get("server_cpu_ms_per_ok") for r in runs]
+        base_cpu = [r["baseline"].get("server_cpu_ms_per_ok") for r in runs]
+        ax_cpu.plot(conns, base_cpu, m + "--", color="tab:gray", label=f"baseline, {label}")
+        ax_cpu.plot(conns, holds_cpu, m + "-", color=f"C{i}", label=f"holds, {label}")
+        for values, color, dy in ((holds_cpu, f"C{i}", 6), (base_cpu, "tab:gray", 6)):
+            for c, v in zip(conns, values, strict=True):
+                if v is not None:
+                    ax_cpu.annotate(
+                        f"{v:.2f}",
+                        (c, v),
+                        textcoords="offset points",
+                        xytext=(6, dy),
+                        fontsize=8,
+                        color=color,
+                    )
+        width = 0.18 / len(results)
+        for kind, offset, hatch in (("baseline", -1, ""), ("holds", 1, "//")):
+            other = [r[kind]["cpu"]["other_cores"] for r in runs]
+            xs = [c * 2 ** (offset * width * (i + 0.5)) for c in conns]
+            ax_other.bar(
+                xs,
+                other,
+                width=[x * width for x in xs],
+                color="tab:red",
+                alpha=0.12,
+                hatch=hatch,
+                label=f"other processes during {kind} runs" if i == 0 else None,
+            )
     all_conns = sorted({r["connections"] for _, d in results for r in d["runs"]})
     ax_rate.axhline(TARGET_HOLDS_PER_S, color="tab:red", lw=0.8, ls=":", label="target: 3,000 holds/s")
     ax_p99.axhline(TARGET_P99_MS, color="tab:red", lw=0.8, ls=":", label="target: p99 < 100 ms")
-    for ax in (ax_rate, ax_p99):
+    for ax in (ax_rate, ax_p99, ax_cpu):
         ax.set_xscale("log", base=2)
         ax.set_xticks(all_conns, [str(c) for c in all_conns])
         ax.set_xlabel("concurrent connections (wrk)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc="upper left" if ax is ax_cpu else "best")
     ax_rate.set_ylabel("responses per second")
     ax_rate.set_ylim(bottom=0)
     ax_rate.set_title("Throughput: 201 holds/s vs. plain FastAPI baseline")
     ax_p99.set_yscale("log")
-    ax_p99.set_ylabel("p99 latency (ms, log scale)")
-    ax_p99.set_title("p99 latency")
+    ax_p99.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax_p99.set_ylabel("latency (ms, log scale)")
+    ax_p99.set_title("Latency: p99 (solid/dashed) and p50 (dotted)")
+    cpu_values = [
+        r[k].get("server_cpu_ms_per_ok") or 0
+        for _, d in results
+        for r in d["runs"]
+        for k in ("baseline", "holds")
+    ]
+    ax_cpu.set_ylim(0, max(cpu_values, default=1) * 1.6)  # headroom above the lines for the legends
+    ax_cpu.set_ylabel("server CPU ms per successful response")
+    ax_cpu.set_title("Server CPU per response; CPU taken by other processes")
+    ax_other.set_ylim(0, first_nproc(results))
+    ax_other.set_ylabel("cores used by other processes (bars)")
+    ax_other.legend(fontsize=8, loc="upper right")
     first = results[0][1]
     m, pg = first["machine"], first["postgres"]
     fig.suptitle(
         f"POST /api/v1/events/{{id}}/holds on PostgreSQL {pg['server_version'].split()[0]} "
         f"(synchronous_commit={pg['synchronous_commit']}); {m['nproc']} CPUs {m['cpu_model']}; "
-        f"{first['config']['duration_s']:g}s per point",
+        f"{first['config']['duration_s']:g}s per point, median of {first['config'].get('repeat', 1)}",
         fontsize=10,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

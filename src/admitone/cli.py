@@ -48,7 +48,7 @@ def _uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
         os.environ["ADMITONE_PUBLIC_URL"] = f"http://{shown}:{port}"
 
     uvicorn.run(
-        "admitone.core.app:create_app",
+        "admitone.core.app:create_server_app",
         factory=True,
         host=host,
         port=port,

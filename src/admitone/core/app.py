@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from admitone import __version__
+from admitone.chat import api as chat_api
+from admitone.chat import live as chat_live
 from admitone.core.clock import Clock, SystemClock
 from admitone.core.db import Database
 from admitone.core.deps import AppState, StateDep
@@ -32,6 +35,7 @@ from admitone.organizers import api as organizers_api
 from admitone.organizers.auth import current_caller
 from admitone.outbox.bus import InProcessBus
 from admitone.outbox.relay import OutboxRelay
+from admitone.web import api as web_api
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ TAGS = [
     {"name": "Organizer: venues", "description": "Venues and their seat maps."},
     {"name": "Organizer: events", "description": "Events, quotas and ticket types."},
     {"name": "Organizer: orders", "description": "Orders of your events: read, cancel, refund."},
+    {"name": "Chat", "description": "The event chat: join with a name, read history, post (rate limited)."},
+    {"name": "Organizer: chat", "description": "Announcements and moderation: delete, mute, ban, slow mode."},
     {
         "name": "Live",
         "description": "Live availability and seat states: WebSocket `/api/v1/events/{id}/live` and "
@@ -92,11 +98,12 @@ def create_app(
         sweeper = Sweeper(db, clock, settings.sweep_interval_seconds)
         bus = InProcessBus()
         hub = LiveHub(
-            snapshot_loader(db, clock, []),
+            snapshot_loader(db, clock, [chat_live.snapshot]),
             coalesce_seconds=settings.live_coalesce_ms / 1000,
             queue_size=settings.live_queue_size,
             history_size=settings.live_history,
         )
+        chat_live.install(hub)
         fanout = RedisFanout(settings.redis_url, hub) if settings.redis_url else None
         if fanout is not None:
             hub.fanout = fanout
@@ -148,16 +155,19 @@ def create_app(
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
 
     api = APIRouter(prefix="/api/v1")
-    api.include_router(events_api.public)
+    # Routes are matched in order; the hot path (holds, availability) comes first.
     api.include_router(inventory_api.router)
+    api.include_router(events_api.public)
     api.include_router(orders_api.router)
     api.include_router(orders_api.payments_router)
     api.include_router(live_api.router)
+    api.include_router(chat_api.public)
     # Organizer routes: authentication is attached here, so no organizer route can forget it.
     guarded = [Depends(current_caller)]
     api.include_router(organizers_api.router, dependencies=guarded)
     api.include_router(events_api.organizer, dependencies=guarded)
     api.include_router(orders_api.organizer, dependencies=guarded)
+    api.include_router(chat_api.organizer, dependencies=guarded)
     app.include_router(api)
 
     @app.get("/health/live", name="liveness", tags=["Health"], response_model=Health)
@@ -181,4 +191,22 @@ def create_app(
                 raise Unavailable(f"Redis is not reachable: {type(exc).__name__}.") from exc
         return Health(status="ready", version=__version__)
 
+    # The buyer web app: pages at /, /events/{id} and /orders/{id}; ticket QR codes; static files.
+    app.include_router(web_api.router)
+    app.mount("/static", web_api.static_files(), name="static")
+
+    return app
+
+
+def create_server_app() -> FastAPI:
+    """The factory ``admitone serve`` runs in every worker process.
+
+    A server allocates many short-lived objects per request; with the default thresholds Python's cyclic
+    garbage collector took about 30% of a hold server's time (measured with py-spy, docs/benchmarks.md).
+    Objects alive at start (modules, routes, schemas) are moved out of its way and it runs less often.
+    """
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     return app

@@ -77,6 +77,12 @@ class IdempotencyMismatch(InvalidRequest):
     slug, title = "idempotency-key-reused", "Idempotency key reused with another request"
 
 
+class TooManyRequests(DomainError):
+    """Sent too often; ``retry_after`` (seconds) says when to try again."""
+
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
 class Unavailable(DomainError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import admitone.chat.models
 import admitone.core.idempotency
 import admitone.events.models
 import admitone.inventory.models

@@ -1,0 +1,1 @@
+"""The event chat: fans talk, organizers announce and moderate, live through the event's socket."""

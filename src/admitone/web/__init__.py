@@ -1,0 +1,1 @@
+"""The buyer web app: pages, their static files, and ticket QR codes."""
