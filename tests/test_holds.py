@@ -23,6 +23,8 @@ async def test_expired_hold_is_free_before_and_after_the_sweep(harness: Harness)
     # Not swept yet: availability and the seat map already count the expired holds as free.
     avail = await h.ok("GET", f"/api/v1/events/{ga.event_id}/availability")
     assert avail["quotas"][0]["available"] == 4 and avail["ticket_types"][0]["available"] == 4
+    desk = await h.ok("GET", f"/api/v1/organizer/events/{ga.event_id}/quotas", headers=org)
+    assert (desk[0]["held"], desk[0]["available"]) == (0, 4)
     seats = await h.ok("GET", f"/api/v1/events/{seated.event_id}/seats")
     assert {x["state"] for x in seats["seats"]} == {"free"}
     hold = await h.ok("GET", f"/api/v1/holds/{g.json()['id']}")

@@ -194,7 +194,7 @@ async def create_quota(
 )
 async def list_quotas(state: StateDep, caller: CurrentCaller, event_id: IdPath) -> list[QuotaOut]:
     async with state.db.read() as conn:
-        return await service.list_quotas(conn, caller.organizer_id, event_id)
+        return await service.list_quotas(conn, caller.organizer_id, event_id, state.clock.now())
 
 
 @organizer.post(

@@ -197,16 +197,20 @@ async def create_quota(
     )
 
 
-async def list_quotas(conn: AsyncConnection, organizer_id: int, event_id: int) -> list[QuotaOut]:
+async def list_quotas(
+    conn: AsyncConnection, organizer_id: int, event_id: int, now: dt.datetime
+) -> list[QuotaOut]:
+    """Quota use as buyers see it: holds past their deadline count as free even before the sweep."""
     await own_event(conn, organizer_id, event_id)
+    lapsed = await inventory_repo.expired_usage(conn, event_id, now)
     return [
         QuotaOut(
             id=q.id,
             name=q.name,
             capacity=q.capacity,
-            held=q.held,
+            held=q.held - lapsed.get(q.id, 0),
             sold=q.sold,
-            available=q.capacity - q.held - q.sold,
+            available=q.capacity - q.held + lapsed.get(q.id, 0) - q.sold,
         )
         for q in await repo.event_quotas(conn, event_id)
     ]
