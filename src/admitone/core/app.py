@@ -34,6 +34,7 @@ from admitone.orders.payments import Payments, TestProvider, webhook_secret
 from admitone.organizers import api as organizers_api
 from admitone.organizers.auth import current_caller
 from admitone.outbox.bus import InProcessBus
+from admitone.outbox.consumers import ConsumerRunner, StreamConsumer
 from admitone.outbox.relay import OutboxRelay
 from admitone.web import api as web_api
 
@@ -110,7 +111,12 @@ def create_app(
             bus.subscribe("live", fanout.publish)
         else:
             bus.subscribe("live", hub.deliver)
-        relay = OutboxRelay(db, bus)
+        # Durable consumers of the event stream (each keeps its own position; see outbox/consumers.py).
+        stream_consumers: list[StreamConsumer] = []
+        runners = [ConsumerRunner(db, consumer) for consumer in stream_consumers]
+        for runner in runners:
+            bus.subscribe(runner.name, runner.apply, durable=True)
+        relay = OutboxRelay(db, bus, also_mark=("streamed_at",))
         db.commit_listeners.append(relay.notify)
         app.state.admitone = AppState(
             settings=settings,
@@ -124,6 +130,7 @@ def create_app(
             relay=relay,
             hub=hub,
             fanout=fanout,
+            consumers=runners,
         )
         sweeper.start()
         relay.start()

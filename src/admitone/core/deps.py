@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from admitone.live.hub import LiveHub
     from admitone.orders.payments import Payments
     from admitone.outbox.bus import InProcessBus
+    from admitone.outbox.consumers import ConsumerRunner
     from admitone.outbox.relay import OutboxRelay
 
 
@@ -34,6 +35,7 @@ class AppState:
     relay: OutboxRelay
     hub: LiveHub
     fanout: RedisFanout | None
+    consumers: list[ConsumerRunner]
 
 
 async def get_state(request: Request) -> AppState:

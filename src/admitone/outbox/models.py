@@ -16,7 +16,24 @@ outbox = sa.Table(
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
+    # Live lane: handed to this deployment's live hubs (and, without Kafka, to the durable consumers).
     sa.Column("published_at", UTCDateTime, nullable=True),
+    # Stream lane: written to Kafka. Without Kafka it is set together with published_at.
+    sa.Column("streamed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_outbox_stream_position"),
     sa.Index("ix_outbox_unpublished", "published_at", "id"),
+    sa.Index("ix_outbox_unstreamed", "streamed_at", "id"),
+)
+
+# Where each durable consumer of the event stream stands, per aggregate: the last sequence it applied.
+# Updated in the same transaction as the consumer's own writes, so a redelivered event is skipped and a
+# crash loses neither the effect nor the position without the other.
+consumer_positions = sa.Table(
+    "consumer_positions",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("aggregate_type", sa.String(32), primary_key=True),
+    sa.Column("aggregate_id", sa.Integer, primary_key=True),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )

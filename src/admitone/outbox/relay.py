@@ -1,5 +1,11 @@
 """The outbox relay: publishes committed domain events, in order per event, then marks them published.
 
+The outbox has two lanes, each with its own relay and its own "done" column: the live lane
+(``published_at``) feeds this deployment's live hubs and, in the embedded default, the durable consumers;
+the stream lane (``streamed_at``) writes to Kafka when it is configured. A broker outage stops only the
+stream lane: the API keeps selling, seat maps keep moving, and the stream drains in order when the broker
+is back. Without Kafka the live relay marks both columns.
+
 Delivery is at least once: a crash between publishing and marking publishes the batch again, and consumers
 deduplicate by event id (or by the event's sequence). Several processes may run a relay; on PostgreSQL a
 transaction-level advisory lock lets one batch run at a time, so one event's stream is never published out
@@ -11,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -21,7 +28,8 @@ from admitone.outbox.models import outbox
 
 log = logging.getLogger(__name__)
 
-RELAY_LOCK_KEY = 0x61646D31  # "adm1"
+RELAY_LOCK_KEY = 0x61646D31  # "adm1": the live lane
+STREAM_LOCK_KEY = 0x61646D32  # "adm2": the stream lane
 
 
 class Publisher(Protocol):
@@ -45,12 +53,25 @@ def envelope_of(row: sa.Row[object]) -> Envelope:
 
 class OutboxRelay:
     def __init__(
-        self, db: Database, publisher: Publisher, batch: int = 1000, idle_seconds: float = 1.0
+        self,
+        db: Database,
+        publisher: Publisher,
+        batch: int = 1000,
+        idle_seconds: float = 1.0,
+        *,
+        column: str = "published_at",
+        also_mark: tuple[str, ...] = (),
+        lock_key: int = RELAY_LOCK_KEY,
+        name: str = "outbox-relay",
     ) -> None:
         self.db = db
         self.publisher = publisher
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self.column = outbox.c[column]
+        self.marks = (column, *also_mark)
+        self.lock_key = lock_key
+        self.name = name
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -60,27 +81,44 @@ class OutboxRelay:
         """Something was committed: publish soon."""
         self._wake.set()
 
+    def _pending(self) -> sa.Select[tuple[object, ...]]:
+        return sa.select(outbox).where(self.column.is_(None)).order_by(outbox.c.id).limit(self.batch)
+
+    def _mark(self, rows: Sequence[sa.Row[Any]]) -> sa.Update:
+        now = utcnow()
+        return (
+            sa.update(outbox)
+            .where(outbox.c.id.in_([r.id for r in rows]))
+            .values({name: now for name in self.marks})
+        )
+
     async def run_once(self) -> int | None:
         """Publishes one batch. Returns how many, or None when another relay holds the lock."""
+        if self.db.dialect == "sqlite":
+            return await self._run_once_sqlite()
         async with self.db.write() as conn:
-            if self.db.dialect == "postgresql":
-                got = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))
-                if not got:
-                    return None
-            rows = (
-                await conn.execute(
-                    sa.select(outbox)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self.batch)
-                )
-            ).all()
+            got = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(self.lock_key)))
+            if not got:
+                return None
+            rows = list((await conn.execute(self._pending())).all())
             if not rows:
                 return 0
             await self.publisher.publish([envelope_of(r) for r in rows])
-            await conn.execute(
-                sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(published_at=utcnow())
-            )
+            await conn.execute(self._mark(rows))
+        self.published += len(rows)
+        return len(rows)
+
+    async def _run_once_sqlite(self) -> int:
+        # SQLite has one writer connection, and durable consumers need it while the batch is being
+        # published: read, publish, then mark, without holding the write lock in between. One relay per
+        # lane runs in a process; a crash between publishing and marking publishes the batch again.
+        async with self.db.read() as conn:
+            rows = list((await conn.execute(self._pending())).all())
+        if not rows:
+            return 0
+        await self.publisher.publish([envelope_of(r) for r in rows])
+        async with self.db.write() as conn:
+            await conn.execute(self._mark(rows))
         self.published += len(rows)
         return len(rows)
 
@@ -94,7 +132,7 @@ class OutboxRelay:
                 return
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="outbox-relay")
+        self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def _loop(self) -> None:
         # The flag, not only cancellation, ends the loop: a cancellation that lands inside a database
@@ -110,7 +148,7 @@ class OutboxRelay:
             except Exception:
                 if self._stopping:
                     return
-                log.exception("outbox relay failed; retrying")
+                log.exception("%s failed; retrying", self.name)
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
