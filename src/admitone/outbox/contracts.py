@@ -92,6 +92,18 @@ class TicketIssued(DomainEvent):
     seat_id: int | None
 
 
+class TicketCheckedIn(DomainEvent):
+    """A ticket was admitted at the door (the first successful scan; retries write nothing)."""
+
+    TYPE = "ticket.checked_in"
+    ticket_id: int
+    order_id: str
+    ticket_type_id: int
+    seat_id: int | None
+    checked_in_at: dt.datetime
+    scanner: str | None = Field(None, description="The scanner or gate that admitted the ticket.")
+
+
 class QuotaStateV1(BaseModel):
     quota_id: int
     capacity: int
@@ -125,6 +137,7 @@ CONTRACTS: dict[tuple[str, int], type[DomainEvent]] = {
         OrderCancelled,
         OrderRefunded,
         TicketIssued,
+        TicketCheckedIn,
         InventoryChanged,
     )
 }
