@@ -196,3 +196,31 @@ class Harness:
             e=event_id,
         )
         assert claims == live_seats, f"{claims} seat claims but {live_seats} seats in live holds"
+
+    async def sell(
+        self, event_id: int, hold_body: dict[str, Any], email: str = "ada@example.com", name: str = "Ada"
+    ) -> dict[str, Any]:
+        """Holds, orders and pays through the test provider; returns the paid order (with its token).
+
+        ``hold_body`` as the holds endpoint takes it: ``{"tickets": [{"ticket_type_id": 1, "quantity": 2}]}``
+        or ``{"seat_ids": [...]}``.
+        """
+        hold = await self.hold(event_id, hold_body)
+        assert hold.status_code == 201, hold.text
+        order = await self.ok(
+            "POST",
+            "/api/v1/orders",
+            201,
+            json={"hold_id": hold.json()["id"], "buyer_name": name, "buyer_email": email},
+        )
+        await self.ok("POST", order["payment"]["next_action"]["url"], 202, json={"outcome": "succeeded"})
+        await self.state.payments.test.drain()
+        token = {"X-Order-Token": order["access_token"]}
+        paid = await self.ok("GET", f"/api/v1/orders/{order['id']}", headers=token)
+        assert paid["status"] == "paid", paid
+        paid["access_token"] = order["access_token"]
+        return dict(paid)
+
+    async def settle(self) -> None:
+        """Publishes everything committed so far and waits until every durable consumer has applied it."""
+        await self.state.relay.drain()
