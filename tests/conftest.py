@@ -7,8 +7,9 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,12 +20,15 @@ import pytest
 from admitone.core.clock import ManualClock
 from admitone.core.migrate import migrate
 from admitone.core.settings import Settings
+from admitone.outbox.consumers import StreamConsumer
 from tests.harness import Harness
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("ADMITONE_TEST_POSTGRES_URL")
 SECRET = "test-secret-" + "x" * 40
 BACKENDS = ["sqlite"] + (["postgres"] if PG_ADMIN_URL else [])
+KAFKA_BOOTSTRAP = os.environ.get("ADMITONE_TEST_KAFKA_BOOTSTRAP")
+BUSES = ["inprocess", "kafka"]
 
 
 def in_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -103,13 +107,55 @@ async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(data_dir=data, database_url=url, **base_settings())  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def harness(settings: Settings) -> AsyncIterator[Harness]:
+@asynccontextmanager
+async def running(
+    settings: Settings, clock: ManualClock | None = None, consumers: Sequence[StreamConsumer] = ()
+) -> AsyncIterator[Harness]:
+    """An app with its lifespan running and a client that calls it in process."""
     from admitone.core.app import create_app
 
-    clock = ManualClock()
-    app = create_app(settings, clock, self_transport=True)
+    clock = clock or ManualClock()
+    app = create_app(settings, clock, self_transport=True, extra_consumers=consumers)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as client:
             yield Harness(app=app, client=client, clock=clock, state=app.state.admitone)
+
+
+@pytest.fixture
+async def harness(settings: Settings) -> AsyncIterator[Harness]:
+    async with running(settings) as h:
+        yield h
+
+
+def kafka_settings(settings: Settings, bootstrap: str, partitions: int = 3) -> Settings:
+    """``settings`` with the Kafka bus on a topic and consumer groups of its own."""
+    unique = uuid.uuid4().hex[:10]
+    return settings.model_copy(
+        update={
+            "kafka_bootstrap_servers": bootstrap,
+            "kafka_topic": f"admitone.test.{unique}",
+            "kafka_partitions": partitions,
+            "kafka_group_prefix": f"test-{unique}",
+            # Joins and takeovers on the test broker take about a second instead of five.
+            "kafka_session_timeout_ms": 3000,
+        }
+    )
+
+
+@pytest.fixture(params=BUSES)
+async def stream_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """``settings`` for the bus of the event stream: ``inprocess`` (embedded) or ``kafka`` (a real broker at
+    ``ADMITONE_TEST_KAFKA_BOOTSTRAP``, a fresh topic and fresh consumer groups per test)."""
+    if request.param == "inprocess":
+        return settings
+    if not KAFKA_BOOTSTRAP:
+        pytest.skip("ADMITONE_TEST_KAFKA_BOOTSTRAP is not set")
+    return kafka_settings(settings, KAFKA_BOOTSTRAP)
+
+
+@pytest.fixture
+async def stream_harness(stream_settings: Settings) -> AsyncIterator[Harness]:
+    """Like ``harness``, on each bus of the event stream; ``await h.settle()`` waits for the consumers."""
+    async with running(stream_settings) as h:
+        yield h

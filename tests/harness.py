@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,6 +222,37 @@ class Harness:
         paid["access_token"] = order["access_token"]
         return dict(paid)
 
-    async def settle(self) -> None:
-        """Publishes everything committed so far and waits until every durable consumer has applied it."""
+    async def settle(self, within: float = 20.0) -> None:
+        """Publishes everything committed so far and waits until every durable consumer has applied it.
+
+        In-process bus: draining the relay applies the batches to the durable consumers. Kafka: the stream
+        relay is drained too, then this waits (at most ``within`` seconds) until every consumer's stored
+        position has reached the last outbox sequence of every aggregate.
+        """
         await self.state.relay.drain()
+        stream_relay = self.state.stream_relay
+        if stream_relay is None:
+            return
+        await stream_relay.drain()
+        deadline = asyncio.get_running_loop().time() + within
+        for runner in self.state.consumers:
+            while True:
+                behind = await self.rows(
+                    """
+                    SELECT o.aggregate_type, o.aggregate_id, max(o.sequence) AS last,
+                           max(COALESCE(p.sequence, 0)) AS applied
+                    FROM outbox o
+                    LEFT JOIN consumer_positions p ON p.consumer = :name
+                        AND p.aggregate_type = o.aggregate_type AND p.aggregate_id = o.aggregate_id
+                    GROUP BY o.aggregate_type, o.aggregate_id
+                    HAVING max(o.sequence) > max(COALESCE(p.sequence, 0))
+                    """,
+                    name=runner.name,
+                )
+                if not behind:
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(
+                        f"consumer {runner.name} still behind after {within} s: {behind[:5]}"
+                    )
+                await asyncio.sleep(0.05)

@@ -448,10 +448,6 @@ async def test_phone_viewport(server: str, browser: Browser) -> None:
     assert phone.errors == []
 
 
-@pytest.mark.skip(
-    reason="known defect: passes alone, but after the other browser tests of this module the Hold request of "
-    "the second demo server does not complete within 5 s; to be diagnosed"
-)
 async def test_standing_tickets_best_available_and_expiry(
     tmp_path_factory: pytest.TempPathFactory, browser: Browser
 ) -> None:

@@ -1,4 +1,4 @@
-"""The ``admitone`` command: serve, demo, migrate, organizer, import-seatmap."""
+"""The ``admitone`` command: serve, demo, migrate, organizer, import-seatmap, asyncapi."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def migrate_command() -> None:
 @organizer_app.command("create")
 def organizer_create(
     name: Annotated[str, typer.Argument(help="The organizer's name.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated: read, write.")] = "read,write",
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read, write, checkin.")] = "read,write",
 ) -> None:
     """Creates an organizer and prints its API key (shown only this once)."""
     import datetime as dt
@@ -214,6 +214,23 @@ def import_seatmap(
             err.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
     console.print(f"venue {venue_id} '{venue.name}': {seat_count} seats in {len(venue.sections)} sections")
+
+
+@app.command("asyncapi")
+def asyncapi_command(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of standard output.")
+    ] = None,
+) -> None:
+    """Prints the AsyncAPI 3.0 document of the domain-event topic (docs/asyncapi.json)."""
+    from admitone.outbox.asyncapi import render
+
+    text = render()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"AsyncAPI document written to {output}")
 
 
 def main() -> None:

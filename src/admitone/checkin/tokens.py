@@ -44,13 +44,14 @@ def verify_ticket(key: bytes, payload: str) -> TicketClaim | None:
         return None
     prefix, event_id, ticket_id, code, signature = parts
     if (
-        not (event_id.isdigit() and ticket_id.isdigit())
+        not (event_id.isascii() and event_id.isdigit() and ticket_id.isascii() and ticket_id.isdigit())
         or not code
         or len(event_id) > 12
         or len(ticket_id) > 12
     ):
         return None
     body = f"{prefix}.{event_id}.{ticket_id}.{code}"
-    if not hmac.compare_digest(_signature(key, body), signature):
+    # Bytes: compare_digest refuses str with non-ASCII characters, and a scanner may send anything.
+    if not hmac.compare_digest(_signature(key, body).encode(), signature.encode()):
         return None
     return TicketClaim(int(event_id), int(ticket_id), code)

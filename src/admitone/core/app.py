@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
@@ -13,8 +13,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from admitone import __version__
+from admitone.analytics import api as analytics_api
+from admitone.analytics.runtime import Analytics
 from admitone.chat import api as chat_api
 from admitone.chat import live as chat_live
+from admitone.checkin import api as checkin_api
+from admitone.checkin.tokens import ticket_signing_key
 from admitone.core.clock import Clock, SystemClock
 from admitone.core.db import Database
 from admitone.core.deps import AppState, StateDep
@@ -29,14 +33,21 @@ from admitone.live import api as live_api
 from admitone.live.fanout import RedisFanout
 from admitone.live.hub import LiveHub
 from admitone.live.service import snapshot_loader
+from admitone.mail import api as mail_api
+from admitone.mail.consumer import MailConsumer
+from admitone.mail.sender import MailSender
 from admitone.orders import api as orders_api
 from admitone.orders.payments import Payments, TestProvider, webhook_secret
 from admitone.organizers import api as organizers_api
 from admitone.organizers.auth import current_caller
+from admitone.outbox.asyncapi import asyncapi_document
 from admitone.outbox.bus import InProcessBus
 from admitone.outbox.consumers import ConsumerRunner, StreamConsumer
-from admitone.outbox.relay import OutboxRelay
+from admitone.outbox.kafka import KafkaConsumerLoop, KafkaPublisher
+from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
 from admitone.web import api as web_api
+from admitone.webhooks import api as webhooks_api
+from admitone.webhooks.sender import WebhookConsumer, WebhookSender, build_client
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +74,25 @@ TAGS = [
     {"name": "Chat", "description": "The event chat: join with a name, read history, post (rate limited)."},
     {"name": "Organizer: chat", "description": "Announcements and moderation: delete, mute, ban, slow mode."},
     {
+        "name": "Organizer: webhooks",
+        "description": "Signed HTTP callbacks of your events' domain events: endpoints, deliveries.",
+    },
+    {
+        "name": "Organizer: e-mails",
+        "description": "Order confirmations sent to buyers: their state, and resending a failed one.",
+    },
+    {
+        "name": "Organizer: check-in",
+        "description": "Admitting tickets at the door: scan a QR code or type a code; see who is in.",
+    },
+    {
+        "name": "Organizer: analytics",
+        "description": "Sales, revenue, holds, conversion and sell-through of your events, their history, "
+        "and the live dashboard socket `/api/v1/organizer/events/{id}/analytics/live` (first message "
+        '`{"type": "auth", "api_key": "adm_..."}`; close codes 4401 bad key, 4404 not your event, '
+        "4008 too slow).",
+    },
+    {
         "name": "Live",
         "description": "Live availability and seat states: WebSocket `/api/v1/events/{id}/live` and "
         "Server-Sent Events. Messages: `snapshot`, then `changes`, each with `seq`; resume with `last_seq`. "
@@ -82,9 +112,14 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, clock: Clock | None = None, *, self_transport: bool = False
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    *,
+    self_transport: bool = False,
+    extra_consumers: Sequence[StreamConsumer] = (),
 ) -> FastAPI:
-    """Builds the app. ``self_transport`` makes the test payment provider call this app in-process."""
+    """Builds the app. ``self_transport`` makes the test payment provider call this app in-process;
+    ``extra_consumers`` are durable consumers run besides the built-in ones (tests, plug-ins)."""
     settings = settings or Settings()
     clock = clock or SystemClock()
 
@@ -112,11 +147,47 @@ def create_app(
         else:
             bus.subscribe("live", hub.deliver)
         # Durable consumers of the event stream (each keeps its own position; see outbox/consumers.py).
-        stream_consumers: list[StreamConsumer] = []
+        stream_consumers: list[StreamConsumer] = [*extra_consumers]
+        webhook_client = build_client(settings)
+        webhook_sender = WebhookSender(db, settings, webhook_client)
+        stream_consumers.append(WebhookConsumer(db, webhook_sender.notify))
+        mail_sender = MailSender(db, settings, clock, secret_key)
+        stream_consumers.append(MailConsumer(db, clock, mail_sender))
+        analytics = Analytics(db, settings)
+        stream_consumers.append(analytics.consumer)
         runners = [ConsumerRunner(db, consumer) for consumer in stream_consumers]
-        for runner in runners:
-            bus.subscribe(runner.name, runner.apply, durable=True)
-        relay = OutboxRelay(db, bus, also_mark=("streamed_at",))
+        kafka_publisher: KafkaPublisher | None = None
+        stream_relay: OutboxRelay | None = None
+        kafka_loops: list[KafkaConsumerLoop] = []
+        if settings.kafka_bootstrap_servers:
+            # Kafka: the live relay feeds only the live hubs; the stream relay writes to the topic and every
+            # durable consumer reads it in its own consumer group (docs/event-stream.md).
+            servers = settings.kafka_bootstrap_servers
+            relay = OutboxRelay(db, bus)
+            kafka_publisher = KafkaPublisher(servers, settings.kafka_topic, settings.kafka_partitions)
+            stream_relay = OutboxRelay(
+                db,
+                kafka_publisher,
+                batch=5000,
+                column="streamed_at",
+                lock_key=STREAM_LOCK_KEY,
+                name="outbox-stream",
+            )
+            db.commit_listeners.append(stream_relay.notify)
+            kafka_loops = [
+                KafkaConsumerLoop(
+                    runner,
+                    servers,
+                    settings.kafka_topic,
+                    f"{settings.kafka_group_prefix}.{runner.name}",
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                )
+                for runner in runners
+            ]
+        else:
+            for runner in runners:
+                bus.subscribe(runner.name, runner.apply, durable=True)
+            relay = OutboxRelay(db, bus, also_mark=("streamed_at",))
         db.commit_listeners.append(relay.notify)
         app.state.admitone = AppState(
             settings=settings,
@@ -131,15 +202,43 @@ def create_app(
             hub=hub,
             fanout=fanout,
             consumers=runners,
+            stream_relay=stream_relay,
+            kafka_loops=kafka_loops,
+            ticket_key=ticket_signing_key(secret_key),
+            webhooks=webhook_sender,
+            mail=mail_sender,
+            analytics=analytics,
         )
         sweeper.start()
         relay.start()
+        if kafka_publisher is not None and stream_relay is not None:
+            try:
+                await kafka_publisher.start()
+            except Exception as exc:
+                # Not fatal: the stream relay keeps trying, the outbox keeps the events meanwhile.
+                log.warning("Kafka is not reachable at start (%s: %s)", type(exc).__name__, exc)
+            stream_relay.start()
+        for loop in kafka_loops:
+            loop.start()
         hub.start()
+        webhook_sender.start()
+        mail_sender.start()
+        analytics.start()
         try:
             yield
         finally:
+            await analytics.stop()
+            await mail_sender.stop()
+            await webhook_sender.stop()
+            await webhook_client.aclose()
             await hub.stop()
             await relay.stop()
+            if stream_relay is not None:
+                await stream_relay.stop()
+            for loop in kafka_loops:
+                await loop.stop()
+            if kafka_publisher is not None:
+                await kafka_publisher.stop()
             await sweeper.stop()
             await engine.close()
             if fanout is not None:
@@ -175,6 +274,12 @@ def create_app(
     api.include_router(events_api.organizer, dependencies=guarded)
     api.include_router(orders_api.organizer, dependencies=guarded)
     api.include_router(chat_api.organizer, dependencies=guarded)
+    api.include_router(webhooks_api.router, dependencies=guarded)
+    api.include_router(mail_api.organizer, dependencies=guarded)
+    api.include_router(checkin_api.router, dependencies=guarded)
+    api.include_router(analytics_api.organizer, dependencies=guarded)
+    # The dashboard socket authenticates with its first message (browsers cannot set headers on it).
+    api.include_router(analytics_api.sockets)
     app.include_router(api)
 
     @app.get("/health/live", name="liveness", tags=["Health"], response_model=Health)
@@ -200,6 +305,8 @@ def create_app(
 
     # The buyer web app: pages at /, /events/{id} and /orders/{id}; ticket QR codes; static files.
     app.include_router(web_api.router)
+    app.include_router(analytics_api.page)
+    app.add_api_route("/asyncapi.json", asyncapi_document, include_in_schema=False)  # the Kafka topic
     app.mount("/static", web_api.static_files(), name="static")
 
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
@@ -12,14 +12,18 @@ from admitone.core.db import Database
 from admitone.core.settings import Settings
 
 if TYPE_CHECKING:
+    from admitone.analytics.runtime import Analytics
     from admitone.inventory.engine import InventoryEngine
     from admitone.inventory.sweeper import Sweeper
     from admitone.live.fanout import RedisFanout
     from admitone.live.hub import LiveHub
+    from admitone.mail.sender import MailSender
     from admitone.orders.payments import Payments
     from admitone.outbox.bus import InProcessBus
     from admitone.outbox.consumers import ConsumerRunner
+    from admitone.outbox.kafka import KafkaConsumerLoop
     from admitone.outbox.relay import OutboxRelay
+    from admitone.webhooks.sender import WebhookSender
 
 
 @dataclass
@@ -36,6 +40,16 @@ class AppState:
     hub: LiveHub
     fanout: RedisFanout | None
     consumers: list[ConsumerRunner]
+    ticket_key: bytes  # signs and verifies ticket QR payloads (checkin/tokens.py)
+    # With Kafka: the relay of the stream lane (streamed_at) and one consumer loop per durable consumer.
+    stream_relay: OutboxRelay | None = None
+    kafka_loops: list[KafkaConsumerLoop] = field(default_factory=list)
+    # Sends webhook deliveries in the background (webhooks/sender.py); routes wake it.
+    webhooks: WebhookSender | None = None
+    # Sends order-confirmation e-mails (mail/sender.py); the resend route wakes it.
+    mail: MailSender | None = None
+    # Analytics: lookups, the stream consumer and the live dashboard broadcaster (analytics/runtime.py).
+    analytics: Analytics | None = None
 
 
 async def get_state(request: Request) -> AppState:

@@ -8,7 +8,8 @@ import secrets
 import time
 
 API_KEY_PREFIX = "adm"
-SCOPES = ("read", "write")
+# read: every organizer key reads; write: change data; checkin: admit tickets at the door (and read).
+SCOPES = ("read", "write", "checkin")
 
 
 def new_api_key() -> tuple[str, str, str]:

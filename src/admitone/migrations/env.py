@@ -14,7 +14,8 @@ import admitone.events.models
 import admitone.inventory.models
 import admitone.orders.models
 import admitone.organizers.models
-import admitone.outbox.models  # noqa: F401  (tables register themselves on the metadata)
+import admitone.outbox.models
+import admitone.webhooks.models  # noqa: F401  (tables register themselves on the metadata)
 from admitone.core.db import metadata
 
 config = context.config

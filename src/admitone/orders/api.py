@@ -81,7 +81,9 @@ async def create_order(
         201,
         on_event(
             lambda conn: service.event_of_hold(conn, body.hold_id),
-            lambda conn, stream: service.place_order(conn, stream, body, state.payments, now, ttl),
+            lambda conn, stream: service.place_order(
+                conn, stream, body, state.payments, now, ttl, state.ticket_key
+            ),
         ),
     )
 
@@ -99,7 +101,7 @@ async def get_order(state: StateDep, order_id: TokenPath, token: OrderToken = No
     """The order with its payment state and, once paid, its tickets."""
     await _buyer_order(state, order_id, token)
     async with state.db.read() as conn:
-        return await service.read_order(conn, order_id)
+        return await service.read_order(conn, order_id, state.ticket_key)
 
 
 @router.post(
@@ -114,7 +116,9 @@ async def cancel_order(state: StateDep, order_id: TokenPath, token: OrderToken =
     async with state.db.write() as conn:
         return await on_event(
             lambda c: service.event_of_order(c, order_id),
-            lambda c, stream: service.cancel(c, stream, order_id, "buyer", state.clock.now()),
+            lambda c, stream: service.cancel(
+                c, stream, order_id, "buyer", state.clock.now(), state.ticket_key
+            ),
         )(conn)
 
 
@@ -195,7 +199,7 @@ async def list_event_orders(
     async with state.db.read() as conn:
         await events_service.own_event(conn, caller.organizer_id, event_id)
         rows = await repo.orders_of_event(conn, caller.organizer_id, event_id, status, limit, offset)
-        return [await service.read_order(conn, r.id) for r in rows]
+        return [await service.read_order(conn, r.id, state.ticket_key) for r in rows]
 
 
 @organizer.get(
@@ -204,7 +208,7 @@ async def list_event_orders(
 async def organizer_get_order(state: StateDep, caller: CurrentCaller, order_id: TokenPath) -> OrderOut:
     await _own_order(state, caller.organizer_id, order_id)
     async with state.db.read() as conn:
-        return await service.read_order(conn, order_id)
+        return await service.read_order(conn, order_id, state.ticket_key)
 
 
 @organizer.post(
@@ -219,7 +223,9 @@ async def organizer_cancel_order(state: StateDep, caller: WriteCaller, order_id:
     async with state.db.write() as conn:
         return await on_event(
             lambda c: service.event_of_order(c, order_id),
-            lambda c, stream: service.cancel(c, stream, order_id, "organizer", state.clock.now()),
+            lambda c, stream: service.cancel(
+                c, stream, order_id, "organizer", state.clock.now(), state.ticket_key
+            ),
         )(conn)
 
 
@@ -232,5 +238,5 @@ async def refund_order(state: StateDep, caller: WriteCaller, order_id: TokenPath
     async with state.db.write() as conn:
         return await on_event(
             lambda c: service.event_of_order(c, order_id),
-            lambda c, stream: service.refund(c, stream, order_id, state.clock.now()),
+            lambda c, stream: service.refund(c, stream, order_id, state.clock.now(), state.ticket_key),
         )(conn)

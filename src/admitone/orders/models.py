@@ -61,4 +61,8 @@ tickets = sa.Table(
     sa.Column("seat_id", sa.Integer, sa.ForeignKey("seats.id"), nullable=True),
     sa.Column("status", sa.String(12), nullable=False),  # valid | void
     sa.Column("issued_at", UTCDateTime, nullable=False),
+    # Set once, by the first successful scan at the door (checkin/).
+    sa.Column("checked_in_at", UTCDateTime, nullable=True),
+    sa.Column("checked_in_by", sa.String(50), nullable=True),
+    sa.Index("ix_tickets_event_id_checked_in_at", "event_id", "checked_in_at"),
 )

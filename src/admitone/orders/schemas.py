@@ -68,6 +68,11 @@ class TicketOut(BaseModel):
     seat_id: int | None
     seat_label: str | None
     status: str
+    qr_payload: str = Field(
+        description="What the ticket's QR code carries: the event, the ticket and its code, signed by this "
+        "server (`AT1.<event id>.<ticket id>.<code>.<signature>`). The door verifies it offline.",
+        examples=["AT1.12.345.Zq3v9dK2mX8pL4rT7wYbN1cE.q1bJ0mZ8a9Xv2cT5rL7wQg"],
+    )
 
 
 class OrderOut(BaseModel):

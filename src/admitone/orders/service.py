@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from admitone.checkin.tokens import sign_ticket
 from admitone.core import security
 from admitone.core.errors import Conflict, Forbidden, Gone, InvalidRequest, NotFound
 from admitone.events.models import events
@@ -51,6 +52,7 @@ async def place_order(
     payments: Payments,
     now: dt.datetime,
     order_ttl: dt.timedelta,
+    ticket_key: bytes,
 ) -> CreatedOrder:
     hold = await inventory.live_hold(conn, data.hold_id, now)
     if hold.status != "active":
@@ -129,7 +131,7 @@ async def place_order(
     )
     if status == "succeeded":
         await _mark_paid(conn, stream, order_id, payment_id, now)
-    out = await read_order(conn, order_id)
+    out = await read_order(conn, order_id, ticket_key)
     return CreatedOrder(**out.model_dump(), access_token=token)
 
 
@@ -213,13 +215,18 @@ def check_token(order: Any, token: str | None) -> None:
 
 
 async def cancel(
-    conn: AsyncConnection, stream: EventStream, order_id: str, by: str, now: dt.datetime
+    conn: AsyncConnection,
+    stream: EventStream,
+    order_id: str,
+    by: str,
+    now: dt.datetime,
+    ticket_key: bytes,
 ) -> OrderOut:
     order = await repo.get_order(conn, order_id)
     if order is None:
         raise NotFound(f"No order {order_id}.")
     if order.status == "cancelled":
-        return await read_order(conn, order_id)
+        return await read_order(conn, order_id, ticket_key)
     if order.status == "paid":
         raise Conflict(f"Order {order_id} is paid; an organizer can refund it instead.")
     if order.status != "pending_payment" or (order.expires_at is not None and order.expires_at <= now):
@@ -234,15 +241,17 @@ async def cancel(
             event_id=stream.event_id, order_id=order_id, by="organizer" if by == "organizer" else "buyer"
         )
     )
-    return await read_order(conn, order_id)
+    return await read_order(conn, order_id, ticket_key)
 
 
-async def refund(conn: AsyncConnection, stream: EventStream, order_id: str, now: dt.datetime) -> OrderOut:
+async def refund(
+    conn: AsyncConnection, stream: EventStream, order_id: str, now: dt.datetime, ticket_key: bytes
+) -> OrderOut:
     order = await repo.get_order(conn, order_id)
     if order is None:
         raise NotFound(f"No order {order_id}.")
     if order.status == "refunded":
-        return await read_order(conn, order_id)
+        return await read_order(conn, order_id, ticket_key)
     if order.status != "paid":
         raise Conflict(
             f"Order {order_id} is {order.status.replace('_', ' ')}; only paid orders can be refunded."
@@ -261,10 +270,11 @@ async def refund(conn: AsyncConnection, stream: EventStream, order_id: str, now:
             currency=order.currency,
         )
     )
-    return await read_order(conn, order_id)
+    return await read_order(conn, order_id, ticket_key)
 
 
-async def read_order(conn: AsyncConnection, order_id: str) -> OrderOut:
+async def read_order(conn: AsyncConnection, order_id: str, ticket_key: bytes) -> OrderOut:
+    """The order as its API shows it; ``ticket_key`` signs each ticket's QR payload."""
     order = await repo.get_order(conn, order_id)
     if order is None:
         raise NotFound(f"No order {order_id}.")
@@ -317,6 +327,7 @@ async def read_order(conn: AsyncConnection, order_id: str) -> OrderOut:
                 seat_id=t.seat_id,
                 seat_label=t.seat_label,
                 status=t.status,
+                qr_payload=sign_ticket(ticket_key, t.event_id, t.id, t.code),
             )
             for t in await repo.tickets_of(conn, order_id)
         ],

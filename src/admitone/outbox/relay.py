@@ -20,7 +20,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from admitone.core.db import Database, utcnow
 from admitone.outbox.contracts import Envelope
@@ -32,12 +34,66 @@ RELAY_LOCK_KEY = 0x61646D31  # "adm1": the live lane
 STREAM_LOCK_KEY = 0x61646D32  # "adm2": the stream lane
 
 
+# What a relay reads of a row: the envelope, with the payload as JSON text (parsed with orjson).
+PENDING_COLUMNS = (
+    outbox.c.id,
+    outbox.c.event_uuid,
+    outbox.c.type,
+    outbox.c.version,
+    outbox.c.aggregate_type,
+    outbox.c.aggregate_id,
+    outbox.c.sequence,
+    outbox.c.occurred_at,
+    sa.cast(outbox.c.payload, sa.Text).label("payload"),
+)
+
+
+_ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
+
+
+def pending_envelopes(rows: Sequence[Any]) -> list[Envelope]:
+    """Envelopes of rows read with ``PENDING_COLUMNS``; the relay's hot path (a backlog is millions).
+
+    Equal to ``envelope_of`` (a test checks it), about three times cheaper per row: the columns are taken
+    by position and the model is filled the way ``model_construct`` fills it, minus its per-field loop.
+    """
+    out: list[Envelope] = []
+    append = out.append
+    new = Envelope.__new__
+    setattr_ = object.__setattr__
+    loads = orjson.loads
+    for _id, uuid, type_, version, agg_type, agg_id, sequence, occurred_at, payload in rows:
+        env = new(Envelope)
+        setattr_(
+            env,
+            "__dict__",
+            {
+                "id": uuid,
+                "type": type_,
+                "version": version,
+                "aggregate_type": agg_type,
+                "aggregate_id": agg_id,
+                "sequence": sequence,
+                "occurred_at": occurred_at,
+                "payload": loads(payload) if isinstance(payload, str) else payload,
+            },
+        )
+        setattr_(env, "__pydantic_fields_set__", set(_ENVELOPE_FIELDS))
+        setattr_(env, "__pydantic_extra__", None)
+        setattr_(env, "__pydantic_private__", None)
+        append(env)
+    return out
+
+
 class Publisher(Protocol):
     async def publish(self, envelopes: list[Envelope]) -> None: ...
 
 
 def envelope_of(row: sa.Row[object]) -> Envelope:
     m = row._mapping
+    payload = m["payload"]
+    if isinstance(payload, str):  # the relay reads it as text and parses it with orjson (faster)
+        payload = orjson.loads(payload)
     # Rows were validated when they were written; skip validating them again on the hot path.
     return Envelope.model_construct(
         id=m["event_uuid"],
@@ -47,7 +103,7 @@ def envelope_of(row: sa.Row[object]) -> Envelope:
         aggregate_id=m["aggregate_id"],
         sequence=m["sequence"],
         occurred_at=m["occurred_at"],
-        payload=m["payload"],
+        payload=payload,
     )
 
 
@@ -82,15 +138,26 @@ class OutboxRelay:
         self._wake.set()
 
     def _pending(self) -> sa.Select[tuple[object, ...]]:
-        return sa.select(outbox).where(self.column.is_(None)).order_by(outbox.c.id).limit(self.batch)
+        # Ordered by (lane column, id), which is exactly the lane's index: with ORDER BY id alone,
+        # PostgreSQL may walk the primary key past every row already done (its statistics lag behind a
+        # draining backlog), which made each batch of a 1M backlog cost O(rows done).
+        return (
+            sa.select(*PENDING_COLUMNS)
+            .where(self.column.is_(None))
+            .order_by(self.column, outbox.c.id)
+            .limit(self.batch)
+        )
 
     def _mark(self, rows: Sequence[sa.Row[Any]]) -> sa.Update:
         now = utcnow()
-        return (
-            sa.update(outbox)
-            .where(outbox.c.id.in_([r.id for r in rows]))
-            .values({name: now for name in self.marks})
+        ids = [r.id for r in rows]
+        # PostgreSQL: one array parameter (= ANY) instead of one bound parameter per row.
+        match = (
+            outbox.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.BigInteger)))
+            if self.db.dialect == "postgresql"
+            else outbox.c.id.in_(ids)
         )
+        return sa.update(outbox).where(match).values({name: now for name in self.marks})
 
     async def run_once(self) -> int | None:
         """Publishes one batch. Returns how many, or None when another relay holds the lock."""
@@ -103,8 +170,16 @@ class OutboxRelay:
             rows = list((await conn.execute(self._pending())).all())
             if not rows:
                 return 0
-            await self.publisher.publish([envelope_of(r) for r in rows])
-            await conn.execute(self._mark(rows))
+            envelopes = pending_envelopes(rows)
+            # The UPDATE runs while the broker acknowledges the batch: both are round trips to other
+            # processes. The rows count as published only if the transaction commits, which it does only
+            # after publish() returned; if publish() raises, the marks are rolled back with it.
+            marking = asyncio.ensure_future(conn.execute(self._mark(rows)))
+            try:
+                await self.publisher.publish(envelopes)
+            finally:
+                await asyncio.wait([marking])
+            await marking
         self.published += len(rows)
         return len(rows)
 
@@ -116,7 +191,7 @@ class OutboxRelay:
             rows = list((await conn.execute(self._pending())).all())
         if not rows:
             return 0
-        await self.publisher.publish([envelope_of(r) for r in rows])
+        await self.publisher.publish(pending_envelopes(rows))
         async with self.db.write() as conn:
             await conn.execute(self._mark(rows))
         self.published += len(rows)
@@ -132,6 +207,7 @@ class OutboxRelay:
                 return
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def _loop(self) -> None:

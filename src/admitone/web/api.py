@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from admitone.checkin.tokens import sign_ticket
 from admitone.core.deps import StateDep
 from admitone.core.errors import Gone, NotFound, problems
 from admitone.core.params import IdPath, TokenPath
@@ -57,6 +58,12 @@ async def page_order(order_id: TokenPath) -> FileResponse:
     return _page("order.html")
 
 
+@router.get("/organizer/checkin", name="page_checkin", include_in_schema=False)
+async def page_checkin() -> FileResponse:
+    """The door staff's check-in page; it signs in with an organizer API key kept in session storage."""
+    return _page("checkin.html")
+
+
 @router.get(
     "/api/v1/orders/{order_id}/tickets/{ticket_id}/qr.svg",
     name="get_ticket_qr",
@@ -83,7 +90,7 @@ async def get_ticket_qr(
         ),
     ] = None,
 ) -> Response:
-    """A ticket's code as a QR code in SVG, what the door scans.
+    """A ticket's signed payload (`qr_payload` of the order's tickets) as a QR code in SVG.
 
     Authenticate with the order's access token in the `X-Order-Token` header, or as the `token` query
     parameter so that an `<img>` element can load it (the buyer's order page does this). The SVG has a
@@ -100,7 +107,8 @@ async def get_ticket_qr(
         raise NotFound(f"Order {order_id} has no ticket {ticket_id}.")
     if ticket.status != "valid":
         raise Gone(f"Ticket {ticket_id} is {ticket.status}; it no longer admits anyone.")
-    svg = await asyncio.to_thread(ticket_svg, ticket.code, f"Ticket {ticket_id}")
+    payload = sign_ticket(state.ticket_key, order.event_id, ticket.id, ticket.code)
+    svg = await asyncio.to_thread(ticket_svg, payload, f"Ticket {ticket_id}")
     return Response(
         svg,
         media_type="image/svg+xml",

@@ -7,6 +7,11 @@ Create Date: 2026-12-02 00:40:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
+import admitone.core.db
+
 revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +19,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("checked_in_at", admitone.core.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.add_column(sa.Column("checked_in_by", sa.String(length=50), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_tickets_event_id_checked_in_at"), ["event_id", "checked_in_at"], unique=False
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("tickets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tickets_event_id_checked_in_at"))
+        batch_op.drop_column("checked_in_by")
+        batch_op.drop_column("checked_in_at")

@@ -1,0 +1,1 @@
+"""Analytics: projections of the event stream and the organizer's live dashboard."""

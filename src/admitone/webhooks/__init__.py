@@ -1,0 +1,1 @@
+"""Webhooks: organizers register HTTPS endpoints and receive their events' domain events, signed."""
