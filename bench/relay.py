@@ -846,7 +846,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=1_000_000, help="backlog size (outbox rows)")
     p.add_argument("--aggregates", type=int, default=50, help="ticketing events the backlog spreads over")
-    p.add_argument("--batch", type=int, default=1000, help="relay batch (rows per transaction)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=5000,
+        help="relay batch (rows per transaction; the server's stream relay uses 5000, see core/app.py)",
+    )
     p.add_argument("--partitions", type=int, default=12, help="partitions of every topic")
     p.add_argument("--verify", choices=["all", "sample"], default="all", help="read back all or a sample")
     p.add_argument("--sample-every", type=int, default=100, help="with --verify sample: every Nth body")

@@ -202,8 +202,10 @@ async def test_paid_order_gets_one_confirmation_with_a_verifiable_qr_code_per_ti
         for line in ("1 x Seat A, seat Main A-1  EUR 42.50", "1 x Seat B, seat Main B-5  EUR 19.99"):
             assert line in text
         assert "Seat A, seat Main A-1" in html and "Seat B, seat Main B-5" in html
-        assert f"http://test/orders/{order['id']}" in text
-        assert f'href="http://test/orders/{order["id"]}"' in html
+        # The link carries the order's access token in the fragment: it opens the order in any browser.
+        link = f"http://test/orders/{order['id']}#token={order['access_token']}"
+        assert link in text
+        assert f'href="{link}"' in html
 
         # Everything typed by the buyer or the organizer is escaped in the HTML.
         assert "<img src=x" not in html and "<b>Rock" not in html

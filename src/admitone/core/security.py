@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -40,6 +41,17 @@ def same(a: str, b: str) -> bool:
 
 def new_token(prefix: str, nbytes: int = 24) -> str:
     return f"{prefix}_{secrets.token_urlsafe(nbytes)}"
+
+
+def order_access_token(secret_key: str, order_id: str) -> str:
+    """The buyer's access token of an order: HMAC-SHA256 of its id under a key derived from the secret key.
+
+    Derived rather than random, so that the confirmation e-mail (sent later, by another process) can link
+    to the order page with it; the database still keeps only its hash. As unguessable as the secret key.
+    """
+    key = hmac.new(secret_key.encode(), b"admitone order access v1", hashlib.sha256).digest()
+    digest = hmac.new(key, order_id.encode(), hashlib.sha256).digest()[:24]
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -134,7 +134,7 @@ def _text(c: Confirmation, when: str) -> str:
     rows += [
         "",
         "Each ticket's QR code is in the HTML version of this e-mail; show it at the door.",
-        f"Your order online (open it in the browser you ordered with): {c.order_url}",
+        f"Your order online: {c.order_url}",
         "",
     ]
     return "\n".join(rows)
@@ -166,8 +166,7 @@ def _html(c: Confirmation, when: str, cids: list[str]) -> str:
         f'<tr><td><strong>Total</strong></td><td style="text-align:right"><strong>'
         f"{e(format_money(c.total_minor, c.currency))}</strong></td></tr></table>"
         f"<h2>Your tickets</h2>{tickets}"
-        f'<p>Show each QR code at the door. <a href="{e(c.order_url)}">Your order online</a> '
-        "(open it in the browser you ordered with).</p>"
+        f'<p>Show each QR code at the door. <a href="{e(c.order_url)}">Your order online</a>.</p>'
         "</body></html>"
     )
 

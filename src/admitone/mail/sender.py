@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from admitone.checkin.tokens import sign_ticket, ticket_signing_key
 from admitone.core.clock import Clock
 from admitone.core.db import Database
+from admitone.core.security import order_access_token
 from admitone.core.settings import Settings
 from admitone.mail import repository as repo
 from admitone.mail.message import Confirmation, Line, Ticket, build_confirmation, message_id
@@ -46,6 +47,7 @@ class MailSender:
         self.settings = settings
         self.clock = clock
         self.key = ticket_signing_key(secret_key)
+        self.secret_key = secret_key
         self.enabled = settings.smtp_host is not None
         self.sender = settings.resolved_smtp_from
         self._wake = asyncio.Event()
@@ -227,7 +229,9 @@ class MailSender:
                 for t in tickets
                 if t.status == "valid"
             ],
-            order_url=f"{self.settings.public_url}/orders/{order.id}",
+            # The fragment never reaches a server; the order page reads the token from it.
+            order_url=f"{self.settings.public_url}/orders/{order.id}"
+            f"#token={order_access_token(self.secret_key, order.id)}",
             sender=self.sender,
         )
         return await asyncio.to_thread(build_confirmation, confirmation, self.clock.now())

@@ -82,7 +82,7 @@ async def create_order(
         on_event(
             lambda conn: service.event_of_hold(conn, body.hold_id),
             lambda conn, stream: service.place_order(
-                conn, stream, body, state.payments, now, ttl, state.ticket_key
+                conn, stream, body, state.payments, now, ttl, state.ticket_key, state.secret_key
             ),
         ),
     )

@@ -53,6 +53,7 @@ async def place_order(
     now: dt.datetime,
     order_ttl: dt.timedelta,
     ticket_key: bytes,
+    secret_key: str,
 ) -> CreatedOrder:
     hold = await inventory.live_hold(conn, data.hold_id, now)
     if hold.status != "active":
@@ -69,7 +70,7 @@ async def place_order(
         (await conn.execute(events.select().where(events.c.id == hold.event_id))).one().organizer_id
     )
     order_id = security.new_token("ord", 12)
-    token = secrets.token_urlsafe(24)
+    token = security.order_access_token(secret_key, order_id)
     deadline = now + order_ttl
     lines = await inventory_repo.lines_of(conn, [data.hold_id])
     await repo.insert_order(
