@@ -23,6 +23,9 @@ class AnalyticsConsumer:
     async def handle(self, conn: AsyncConnection, envelope: Envelope) -> None:
         await service.project(conn, self.lookups, envelope)
 
+    async def handle_batch(self, conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
+        await service.project_batch(conn, self.lookups, envelopes)
+
     def after_commit(self, applied: Sequence[Envelope]) -> None:
         if self.on_change is not None:
             self.on_change({e.aggregate_id for e in applied if e.aggregate_type == "event"})
