@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         None,
-        description="Signs payment webhooks. Unset: generated once and kept in the data directory.",
+        description=(
+            "Signs payment webhooks, ticket QR codes and order links. "
+            "Unset: generated once and kept in the data directory."
+        ),
     )
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL this server is reached at.")
     hold_ttl_seconds: int = Field(600, ge=10, le=86_400, description="How long a hold lasts.")
@@ -59,6 +62,11 @@ class Settings(BaseSettings):
         64, ge=4, le=10_000, description="Messages a slow live client may lag behind."
     )
     live_history: int = Field(1024, ge=16, le=100_000, description="Messages kept per event for resuming.")
+    ws_per_message_deflate: bool = Field(
+        False,
+        description="Offer permessage-deflate on WebSockets: smaller frames, but a compressor per connection "
+        "(about twice the memory per live connection) and one compression per message and client.",
+    )
     analytics_push_ms: int = Field(
         250, ge=50, le=10_000, description="Live dashboards get a fresh summary at most this often per event."
     )
