@@ -8,14 +8,17 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+# Every table registers itself on the metadata when its module is imported.
+import admitone.analytics.models
 import admitone.chat.models
 import admitone.core.idempotency
 import admitone.events.models
 import admitone.inventory.models
+import admitone.mail.models
 import admitone.orders.models
 import admitone.organizers.models
 import admitone.outbox.models
-import admitone.webhooks.models  # noqa: F401  (tables register themselves on the metadata)
+import admitone.webhooks.models  # noqa: F401
 from admitone.core.db import metadata
 
 config = context.config

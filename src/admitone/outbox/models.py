@@ -21,8 +21,22 @@ outbox = sa.Table(
     # Stream lane: written to Kafka. Without Kafka it is set together with published_at.
     sa.Column("streamed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_outbox_stream_position"),
-    sa.Index("ix_outbox_unpublished", "published_at", "id"),
-    sa.Index("ix_outbox_unstreamed", "streamed_at", "id"),
+    # Partial: only rows still waiting in a lane are indexed, so marking a row done removes it from the
+    # lane's index instead of writing a new entry, and the relay's read touches nothing already done.
+    sa.Index(
+        "ix_outbox_unpublished",
+        "published_at",
+        "id",
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    ),
+    sa.Index(
+        "ix_outbox_unstreamed",
+        "streamed_at",
+        "id",
+        postgresql_where=sa.text("streamed_at IS NULL"),
+        sqlite_where=sa.text("streamed_at IS NULL"),
+    ),
 )
 
 # Where each durable consumer of the event stream stands, per aggregate: the last sequence it applied.

@@ -21,9 +21,18 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.add_column(sa.Column("streamed_at", admitone.core.db.UTCDateTime(timezone=True), nullable=True))
-        batch.create_index("ix_outbox_unstreamed", ["streamed_at", "id"])
     # Everything published so far counts as streamed: a deployment that turns Kafka on later starts there.
     op.execute("UPDATE outbox SET streamed_at = published_at")
+    # The lanes' indexes hold only the rows still waiting (partial indexes, on both databases).
+    op.drop_index("ix_outbox_unpublished", table_name="outbox")
+    for lane, name in (("published_at", "ix_outbox_unpublished"), ("streamed_at", "ix_outbox_unstreamed")):
+        op.create_index(
+            name,
+            "outbox",
+            [lane, "id"],
+            postgresql_where=sa.text(f"{lane} IS NULL"),
+            sqlite_where=sa.text(f"{lane} IS NULL"),
+        )
     op.create_table(
         "consumer_positions",
         sa.Column("consumer", sa.String(64), nullable=False),
@@ -39,6 +48,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("consumer_positions")
+    op.drop_index("ix_outbox_unstreamed", table_name="outbox")
+    op.drop_index("ix_outbox_unpublished", table_name="outbox")
+    op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "id"])
     with op.batch_alter_table("outbox") as batch:
-        batch.drop_index("ix_outbox_unstreamed")
         batch.drop_column("streamed_at")
