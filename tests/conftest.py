@@ -159,3 +159,14 @@ async def stream_harness(stream_settings: Settings) -> AsyncIterator[Harness]:
     """Like ``harness``, on each bus of the event stream; ``await h.settle()`` waits for the consumers."""
     async with running(stream_settings) as h:
         yield h
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium for the browser tests (skipped where Debian's chromium is not installed)."""
+    from tests.support import CHROMIUM, NO_CHROMIUM, chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip(NO_CHROMIUM)
+    async with chromium() as running:
+        yield running

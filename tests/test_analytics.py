@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-import uvicorn
 import websockets
 
 from admitone.analytics import models as analytics_models
@@ -26,6 +24,7 @@ from admitone.outbox.models import outbox
 from admitone.outbox.relay import envelope_of
 from admitone.outbox.repository import EventStream
 from tests.harness import Harness, small_venue
+from tests.support import free_port, serving
 
 A = "/api/v1/organizer"
 
@@ -294,30 +293,11 @@ async def test_one_by_one_and_batched_projections_agree(harness: Harness) -> Non
 # -- the live socket, on a real server ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def served(harness: Harness) -> AsyncIterator[tuple[Harness, str]]:
     """The harness app also served by uvicorn on 127.0.0.1 (its lifespan is already running)."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(harness.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield harness, f"ws://127.0.0.1:{port}/api/v1"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with serving(harness.app, free_port(), lifespan=False) as base:
+        yield harness, base.replace("http://", "ws://") + "/api/v1"
 
 
 async def receive(ws: Any, within: float) -> dict[str, Any]:

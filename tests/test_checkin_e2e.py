@@ -6,48 +6,26 @@ Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, Page, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
+from admitone.core.app import create_app
+from admitone.core.clock import ManualClock
+from admitone.core.settings import Settings
+from tests.conftest import base_settings
+from tests.harness import Harness
+from tests.support import ARTIFACTS, CHROMIUM, NO_CHROMIUM, free_port, serving
+
 if not CHROMIUM.exists():
-    pytest.skip(
-        "the browser tests need Chromium at /usr/bin/chromium (apt-get install chromium)",
-        allow_module_level=True,
-    )
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-import uvicorn  # noqa: E402
-from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
-
-from admitone.core.app import create_app  # noqa: E402
-from admitone.core.clock import ManualClock  # noqa: E402
-from admitone.core.settings import Settings  # noqa: E402
-from tests.conftest import base_settings  # noqa: E402
-from tests.harness import Harness  # noqa: E402
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -56,39 +34,17 @@ async def served(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[tuple[s
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(sqlite_template, data / "admitone.db")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings(data_dir=data, **base_settings(public_url=base))  # type: ignore[arg-type]
+    port = free_port()
+    settings = Settings(data_dir=data, **base_settings(public_url=f"http://127.0.0.1:{port}"))  # type: ignore[arg-type]
     clock = ManualClock()
     app = create_app(settings, clock, self_transport=True)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(300):  # up to 30 s
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.1)
-        assert server.started, "the server did not start within 30 s"
-        async with httpx.AsyncClient(
+    async with (
+        serving(app, port, lifespan=True) as base,
+        httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=60
-        ) as client:
-            yield base, Harness(app=app, client=client, clock=clock, state=app.state.admitone)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=15)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+        ) as client,
+    ):
+        yield base, Harness(app=app, client=client, clock=clock, state=app.state.admitone)
 
 
 async def _type_and_check(page: Page, text: str) -> None:

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from admitone.core.clock import ManualClock
 from admitone.core.settings import Settings
 from admitone.demo.seatmap import demo_venue
 from admitone.events.seatmap_io import venue_to_csv
+from tests.support import free_port
 
 
 def _find_admitone() -> str:
@@ -250,16 +250,10 @@ def test_invalid_configuration_names_the_variable(
 # --------------------------------------------------------------------------- demo
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``admitone demo`` on a free port; yields its base URL and the file its output goes to."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "demo-data"
     out = tmp_path / "demo.out"
     with out.open("w") as stdout:

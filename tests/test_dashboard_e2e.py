@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from tests.test_web_e2e import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, DemoServer, demo_server
+from tests.support import ARTIFACTS
+from tests.test_web_e2e import DemoServer, demo_server
 
 EVENT_ID = 1  # the demo event
 
@@ -24,17 +25,6 @@ EVENT_ID = 1  # the demo event
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     with demo_server(tmp_path_factory.mktemp("dashboard-e2e")) as running:
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def sell(base: str, quantity: int) -> str:

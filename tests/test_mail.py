@@ -10,7 +10,6 @@ import asyncio
 import datetime as dt
 import email
 import io
-import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,6 +32,7 @@ from admitone.mail.message import format_money, format_when
 from admitone.mail.sender import MailSender
 from tests.conftest import SECRET, running
 from tests.harness import Harness, small_venue
+from tests.support import free_port
 
 SENDER = "Tickets <tickets@admitone.test>"
 
@@ -63,12 +63,6 @@ class Inbox:
     def messages(self) -> list[EmailMessage]:
         with self._lock:
             return [m for _, m in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SmtpServer:

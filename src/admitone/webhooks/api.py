@@ -83,6 +83,7 @@ async def list_failed_webhook_deliveries(
     responses=problems(404),
 )
 async def get_webhook_endpoint(state: StateDep, caller: CurrentCaller, endpoint_id: IdPath) -> EndpointOut:
+    """One of your webhook endpoints (its signing secret is shown only when created or rotated)."""
     async with state.db.read() as conn:
         return await service.read_endpoint(conn, caller.organizer_id, endpoint_id)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,9 +55,9 @@ async def delete_endpoint(conn: AsyncConnection, endpoint_id: int) -> None:
 # -- the consumer --------------------------------------------------------------------------------------
 
 
-async def organizer_of_event(conn: AsyncConnection, event_id: int) -> int | None:
-    value = await conn.scalar(sa.select(events.c.organizer_id).where(events.c.id == event_id))
-    return None if value is None else int(value)
+async def organizers_of_events(conn: AsyncConnection, event_ids: Iterable[int]) -> dict[int, int]:
+    query = sa.select(events.c.id, events.c.organizer_id).where(events.c.id.in_(sorted(event_ids)))
+    return {int(r.id): int(r.organizer_id) for r in (await conn.execute(query)).all()}
 
 
 async def enabled_endpoints(conn: AsyncConnection, organizer_id: int) -> Sequence[Any]:

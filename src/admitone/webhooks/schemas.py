@@ -139,7 +139,7 @@ class DeliveryOut(BaseModel):
         examples=["0b9d3c0e-4c1f-4f0e-9a59-3f2b8f8f1c2a"],
     )
     event_type: str = Field(description="The domain event type.", examples=["order.paid"])
-    event_id: int = Field(description="The ticketing event it belongs to.", examples=[3])
+    event_id: int = Field(description="The ticketing event it belongs to.", examples=[12])
     sequence: int = Field(description="Its position in that event's stream.", examples=[12])
     status: DeliveryStatus = Field(description="pending, succeeded or failed.", examples=["succeeded"])
     attempts: int = Field(description="Attempts made so far.", examples=[1])
@@ -155,7 +155,21 @@ class DeliveryOut(BaseModel):
 
 
 class DeliveryDetail(DeliveryOut):
-    attempts_log: list[AttemptOut] = Field(description="Every attempt, oldest first.")
+    attempts_log: list[AttemptOut] = Field(
+        description="Every attempt, oldest first.",
+        examples=[
+            [
+                {
+                    "number": 1,
+                    "attempted_at": "2026-12-01T10:00:01Z",
+                    "duration_ms": 42,
+                    "status_code": 200,
+                    "error": None,
+                    "succeeded": True,
+                }
+            ]
+        ],
+    )
     body: dict[str, object] = Field(
         description="The envelope sent as the request body.",
         examples=[{"id": "0b9d3c0e-4c1f-4f0e-9a59-3f2b8f8f1c2a", "type": "order.paid", "payload": {}}],

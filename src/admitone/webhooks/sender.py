@@ -60,41 +60,58 @@ class WebhookConsumer:
         self.db = db
         self.wake = wake
         self._queued = False
+        # An event's organizer never changes: remembered. Endpoints are read once per batch, never cached
+        # across batches (another instance may have changed them).
+        self._organizers: dict[int, int | None] = {}
 
     async def handle(self, conn: AsyncConnection, envelope: Envelope) -> None:
-        if envelope.aggregate_type != "event":
-            return
-        organizer_id = await repo.organizer_of_event(conn, envelope.aggregate_id)
-        if organizer_id is None:
-            return
-        endpoints = [
-            e.id
-            for e in await repo.enabled_endpoints(conn, organizer_id)
-            if service.subscribes(list(e.event_types), envelope.type)
-        ]
-        if not endpoints:
-            return
+        await self.handle_batch(conn, [envelope])
+
+    async def handle_batch(self, conn: AsyncConnection, envelopes: Sequence[Envelope]) -> None:
+        """Queues the batch's deliveries with one query per organizer and one insert, not per event."""
+        mine = [e for e in envelopes if e.aggregate_type == "event"]
+        unknown = {e.aggregate_id for e in mine} - self._organizers.keys()
+        if unknown:
+            found = await repo.organizers_of_events(conn, unknown)
+            for event_id in unknown:
+                self._organizers[event_id] = found.get(event_id)
+        endpoints: dict[int, Sequence[Any]] = {}
         now = utcnow()
-        body = envelope.model_dump(mode="json")
-        rows = [
-            {
-                "endpoint_id": endpoint_id,
-                "organizer_id": organizer_id,
-                "event_uuid": envelope.id,
-                "event_type": envelope.type,
-                "event_id": envelope.aggregate_id,
-                "sequence": envelope.sequence,
-                "body": body,
-                "status": "pending",
-                "attempts": 0,
-                "round_attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for endpoint_id in endpoints
-        ]
-        await repo.queue_deliveries(self.db, conn, rows)
-        self._queued = True
+        rows: list[dict[str, Any]] = []
+        for envelope in mine:
+            organizer_id = self._organizers[envelope.aggregate_id]
+            if organizer_id is None:
+                continue
+            if organizer_id not in endpoints:
+                endpoints[organizer_id] = await repo.enabled_endpoints(conn, organizer_id)
+            matching = [
+                e.id
+                for e in endpoints[organizer_id]
+                if service.subscribes(list(e.event_types), envelope.type)
+            ]
+            if not matching:
+                continue
+            body = envelope.model_dump(mode="json")
+            rows.extend(
+                {
+                    "endpoint_id": endpoint_id,
+                    "organizer_id": organizer_id,
+                    "event_uuid": envelope.id,
+                    "event_type": envelope.type,
+                    "event_id": envelope.aggregate_id,
+                    "sequence": envelope.sequence,
+                    "body": body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "round_attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for endpoint_id in matching
+            )
+        if rows:
+            await repo.queue_deliveries(self.db, conn, rows)
+            self._queued = True
 
     def after_commit(self, applied: Sequence[Envelope]) -> None:
         if self._queued:
