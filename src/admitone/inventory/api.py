@@ -55,9 +55,9 @@ async def create_hold(
     """
     key = make_key(idempotency_key, f"hold:{event_id}", body)
     result = await state.engine.hold(event_id, body, key)
-    if isinstance(result, HoldOut):
-        # Already validated by construction: serialize once, skip FastAPI's second validation pass.
-        return Response(result.model_dump_json(), status_code=201, media_type="application/json")
+    if isinstance(result, bytes):
+        # Already serialized by the engine (a HoldOut document): skip FastAPI's validation pass.
+        return Response(result, status_code=201, media_type="application/json")
     return result
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from admitone.core import idempotency as idem
@@ -28,8 +29,8 @@ from admitone.core.settings import Settings
 from admitone.inventory import repository as repo
 from admitone.inventory import service
 from admitone.inventory.allocation import Allocator, HoldDraft, VenueLayout
-from admitone.inventory.schemas import HoldCreate, HoldOut
-from admitone.outbox.contracts import HoldPlaced, LineV1
+from admitone.inventory.schemas import HoldCreate
+from admitone.outbox.contracts import HoldPlaced
 from admitone.outbox.repository import EventStream
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,60 @@ QUEUE_LIMIT = 20_000
 IDLE_SECONDS = 30.0
 SWEEP_PER_BATCH = 500
 
+_datetime_json = TypeAdapter(dt.datetime).dump_python
+
+
+def hold_documents(draft: HoldDraft, expires_at: str) -> tuple[bytes, dict[str, Any]]:
+    """The new hold as the JSON body of its 201 (a ``HoldOut``) and the payload of its ``hold.placed``.
+
+    Built as plain dicts and serialized with orjson: per hold this is the largest cost of the batch
+    after the database, and both documents are checked against their models in the tests.
+    ``expires_at`` is the time as the models serialize it (the same for every hold of a batch).
+    """
+    lines = draft.lines
+    out = {
+        "id": draft.id,
+        "event_id": draft.event_id,
+        "status": "active",
+        "expires_at": expires_at,
+        "total_minor": draft.total_minor,
+        "currency": draft.currency,
+        "lines": [
+            {
+                "ticket_type_id": ln.ticket_type.id,
+                "ticket_type": ln.ticket_type.name,
+                "seat_id": ln.seat.id if ln.seat else None,
+                "seat_label": ln.seat.label if ln.seat else None,
+                "quantity": ln.quantity,
+                "unit_price_minor": ln.ticket_type.price_minor,
+            }
+            for ln in lines
+        ],
+    }
+    placed = {
+        "event_id": draft.event_id,
+        "hold_id": draft.id,
+        "lines": [
+            {
+                "ticket_type_id": ln.ticket_type.id,
+                "seat_id": ln.seat.id if ln.seat else None,
+                "quantity": ln.quantity,
+                "unit_price_minor": ln.ticket_type.price_minor,
+            }
+            for ln in lines
+        ],
+        "total_minor": draft.total_minor,
+        "currency": draft.currency,
+        "expires_at": expires_at,
+    }
+    return orjson.dumps(out), placed
+
 
 @dataclass
 class _Pending:
     request: HoldCreate
     key: idem.IdempotencyKey | None
-    future: asyncio.Future[HoldOut | JSONResponse]
+    future: asyncio.Future[bytes | JSONResponse]
 
 
 class _EventWriter:
@@ -115,7 +164,8 @@ class InventoryEngine:
 
     async def hold(
         self, event_id: int, request: HoldCreate, key: idem.IdempotencyKey | None = None
-    ) -> HoldOut | JSONResponse:
+    ) -> bytes | JSONResponse:
+        """Holds, all or nothing: the 201 body (``HoldOut`` as JSON) or an idempotent replay."""
         if self.closing:
             raise Unavailable("The server is shutting down; retry on another instance.")
         writer = self._writers.get(event_id)
@@ -123,9 +173,10 @@ class InventoryEngine:
             writer = self._writers[event_id] = _EventWriter(self, event_id)
         if writer.queue.qsize() >= QUEUE_LIMIT:
             raise Unavailable("Too many hold requests are waiting for this event; retry in a second.")
-        future: asyncio.Future[HoldOut | JSONResponse] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes | JSONResponse] = asyncio.get_running_loop().create_future()
         writer.queue.put_nowait(_Pending(request, key, future))
-        return await asyncio.shield(future)
+        # A caller that goes away cancels only its future; the writer skips futures already done.
+        return await future
 
     def _retire(self, writer: _EventWriter) -> None:
         if self._writers.get(writer.event_id) is writer:
@@ -149,9 +200,9 @@ class InventoryEngine:
 
     async def _write_batch(
         self, event_id: int, batch: list[_Pending]
-    ) -> list[HoldOut | JSONResponse | DomainError]:
+    ) -> list[bytes | JSONResponse | DomainError]:
         now = self.clock.now()
-        results: list[HoldOut | JSONResponse | DomainError] = []
+        results: list[bytes | JSONResponse | DomainError] = []
         async with self.db.write() as conn:
             stream = await EventStream.lock(conn, event_id)
             await service.expire_due(conn, stream, now, SWEEP_PER_BATCH)
@@ -170,6 +221,8 @@ class InventoryEngine:
             existing = await idem.stored(conn, keys)
             allocator = Allocator(event, types, quotas, layout, taken, now, self.ttl)
             drafts: list[tuple[HoldDraft, _Pending]] = []
+            payloads: list[dict[str, Any]] = []
+            expires_at: str = _datetime_json(now + self.ttl, mode="json")
             first_with_key: dict[str, int] = {}
             for index, pending in enumerate(batch):
                 key = pending.key
@@ -185,8 +238,8 @@ class InventoryEngine:
                                 "use a new key."
                             )
                         out = results[first_with_key[key.key]]
-                        assert isinstance(out, HoldOut)
-                        results.append(idem.replay_response(201, orjson.loads(out.model_dump_json())))
+                        assert isinstance(out, bytes)
+                        results.append(idem.replay_response(201, orjson.loads(out)))
                         continue
                     draft = allocator.allocate(pending.request)
                 except DomainError as exc:
@@ -195,38 +248,23 @@ class InventoryEngine:
                 if key is not None:
                     first_with_key[key.key] = index
                 drafts.append((draft, pending))
-                results.append(draft.to_out())
+                body, placed = hold_documents(draft, expires_at)
+                results.append(body)
+                payloads.append(placed)
             if drafts:
                 await repo.insert_holds(conn, [d for d, _ in drafts])
                 await repo.add_to_quotas(conn, "held", allocator.quota_delta)
-                for draft, _ in drafts:
-                    stream.emit(
-                        HoldPlaced(
-                            event_id=event_id,
-                            hold_id=draft.id,
-                            total_minor=draft.total_minor,
-                            currency=draft.currency,
-                            expires_at=draft.expires_at,
-                            lines=[
-                                LineV1(
-                                    ticket_type_id=ln.ticket_type.id,
-                                    seat_id=ln.seat.id if ln.seat else None,
-                                    quantity=ln.quantity,
-                                    unit_price_minor=ln.ticket_type.price_minor,
-                                )
-                                for ln in draft.lines
-                            ],
-                        )
-                    )
+                for placed in payloads:
+                    stream.emit_payload(HoldPlaced.TYPE, HoldPlaced.VERSION, placed)
                 await service.emit_inventory_changed(
                     conn, stream, list(allocator.quota_delta), dict.fromkeys(allocator.seats_claimed, "held")
                 )
                 await idem.record_many(
                     conn,
                     [
-                        (p.key, 201, orjson.loads(d.to_out().model_dump_json()))
-                        for d, p in drafts
-                        if p.key is not None
+                        (pending.key, 201, orjson.loads(body))
+                        for pending, body in zip(batch, results, strict=True)
+                        if pending.key is not None and isinstance(body, bytes)
                     ],
                 )
             await stream.flush()

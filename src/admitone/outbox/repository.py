@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admitone.core.db import utcnow
 from admitone.core.errors import NotFound
 from admitone.events.models import event_streams
-from admitone.outbox.contracts import DomainEvent, Envelope
+from admitone.outbox.contracts import DomainEvent
 from admitone.outbox.models import outbox
 
 
@@ -28,7 +28,7 @@ class EventStream:
     conn: AsyncConnection
     event_id: int
     last_seq: int
-    pending: list[DomainEvent] = field(default_factory=list)
+    pending: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
     async def lock(cls, conn: AsyncConnection, event_id: int) -> EventStream:
@@ -44,41 +44,36 @@ class EventStream:
         return cls(conn, event_id, int(last))
 
     def emit(self, event: DomainEvent) -> None:
-        self.pending.append(event)
+        self.pending.append((event.TYPE, event.VERSION, event.model_dump(mode="json")))
 
-    async def flush(self) -> list[Envelope]:
-        """Write the pending events with consecutive sequence numbers; returns their envelopes."""
+    def emit_payload(self, type_: str, version: int, payload: dict[str, Any]) -> None:
+        """Like ``emit`` with the event's JSON payload already built (the hold writer's hot path); the
+        caller guarantees it is what the event's contract model would dump (its tests check that)."""
+        self.pending.append((type_, version, payload))
+
+    async def flush(self) -> int:
+        """Write the pending events with consecutive sequence numbers; returns how many were written."""
         if not self.pending:
-            return []
+            return 0
         now = utcnow()
         rows: list[dict[str, Any]] = []
-        envelopes: list[Envelope] = []
-        for event in self.pending:
-            self.last_seq += 1
-            payload = event.model_dump(mode="json")
-            env = Envelope(
-                id=str(uuid.uuid4()),
-                type=event.TYPE,
-                version=event.VERSION,
-                aggregate_type="event",
-                aggregate_id=self.event_id,
-                sequence=self.last_seq,
-                occurred_at=now,
-                payload=payload,
-            )
-            envelopes.append(env)
+        seq = self.last_seq
+        event_id = self.event_id
+        for type_, version, payload in self.pending:
+            seq += 1
             rows.append(
                 {
-                    "event_uuid": env.id,
-                    "type": env.type,
-                    "version": env.version,
+                    "event_uuid": str(uuid.uuid4()),
+                    "type": type_,
+                    "version": version,
                     "aggregate_type": "event",
-                    "aggregate_id": self.event_id,
-                    "sequence": env.sequence,
+                    "aggregate_id": event_id,
+                    "sequence": seq,
                     "occurred_at": now,
                     "payload": payload,
                 }
             )
+        self.last_seq = seq
         await self.conn.execute(sa.insert(outbox), rows)
         await self.conn.execute(
             sa.update(event_streams)
@@ -86,4 +81,4 @@ class EventStream:
             .values(last_seq=self.last_seq)
         )
         self.pending.clear()
-        return envelopes
+        return len(rows)
