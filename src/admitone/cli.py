@@ -37,7 +37,7 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
+def _uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
     import os
 
     import uvicorn
@@ -55,8 +55,9 @@ def _uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
         workers=workers,
         loop="uvloop",
         http="httptools",
-        log_level=log_level,
+        log_level=settings.log_level,
         access_log=False,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
 
 
@@ -73,7 +74,7 @@ def serve(
         from admitone.core.migrate import migrate as run_migrations
 
         run_migrations(settings)
-    _uvicorn(host, port, workers, settings.log_level)
+    _uvicorn(host, port, workers, settings)
 
 
 @app.command()
@@ -99,12 +100,15 @@ def demo(host: Host = "127.0.0.1", port: Port = 8000) -> None:
         console.print(f"  database      {settings.resolved_database_url}")
         console.print(f"  Swagger UI    {base}/docs")
         console.print(f"  ReDoc         {base}/redoc")
+        console.print(f"  buyer app     {base}/events/{info.event_id}")
+        console.print(f"  dashboard     {base}/organizer/dashboard")
+        console.print(f"  check-in      {base}/organizer/checkin")
         console.print(f"  event         {base}/api/v1/events/{info.event_id}")
         console.print(f"  seat map      {base}/api/v1/events/{info.event_id}/seats")
         console.print(f"  organizer key {info.api_key}")
 
     asyncio.run(_seed())
-    _uvicorn(host, port, 1, settings.log_level)
+    _uvicorn(host, port, 1, settings)
 
 
 @app.command("migrate")

@@ -8,7 +8,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 EXAMPLE_TIME = "2026-12-02T19:30:00Z"
-EXAMPLE_COUNTERS = {"tickets_sold": 120, "revenue_minor": 300000, "holds_placed": 150, "orders_paid": 60}
+EXAMPLE_COUNTERS = {
+    "tickets_sold": 120,
+    "tickets_refunded": 2,
+    "revenue_minor": 300000,
+    "refunded_minor": 5000,
+    "holds_placed": 150,
+    "holds_released": 3,
+    "holds_expired": 20,
+    "orders_placed": 70,
+    "orders_paid": 60,
+    "orders_cancelled": 4,
+    "orders_refunded": 1,
+    "orders_expired": 5,
+    "chat_messages": 42,
+    "check_ins": 0,
+}
 
 
 def F(description: str, example: Any) -> Any:
@@ -59,8 +74,8 @@ class MinutePoint(BaseModel):
 class EventAnalytics(BaseModel):
     """Everything the dashboard shows for one event, as of ``generated_at``."""
 
-    event_id: int = F("The event.", 1)
-    event_name: str = F("Its name.", "Spring Concert")
+    event_id: int = F("The event.", 12)
+    event_name: str = F("Its name.", "Spring Tour: Berlin")
     currency: str = F("The event's currency (ISO 4217).", "EUR")
     generated_at: dt.datetime = F("When these numbers were read.", EXAMPLE_TIME)
     totals: Counters = F("Totals since sales began.", EXAMPLE_COUNTERS)
@@ -84,11 +99,11 @@ class LiveMessage(BaseModel):
     """A message on the live analytics socket: the full summary, sent on connect and after changes."""
 
     type: Literal["summary"] = F("Always `summary`.", "summary")
-    summary: EventAnalytics = F("The event's numbers now.", {"event_id": 1, "tickets_per_minute": 12.4})
+    summary: EventAnalytics = F("The event's numbers now.", {"event_id": 12, "tickets_per_minute": 12.4})
 
 
 class History(BaseModel):
-    event_id: int = F("The event.", 1)
+    event_id: int = F("The event.", 12)
     currency: str = F("The event's currency (ISO 4217).", "EUR")
     bucket: Literal["minute", "hour"] = F("Size of each bucket.", "minute")
     since: dt.datetime = F("Start of the first bucket (UTC).", EXAMPLE_TIME)
@@ -97,8 +112,8 @@ class History(BaseModel):
 
 
 class EventRow(BaseModel):
-    event_id: int = F("The event.", 1)
-    name: str = F("Its name.", "Spring Concert")
+    event_id: int = F("The event.", 12)
+    name: str = F("Its name.", "Spring Tour: Berlin")
     status: str = F("Its status.", "on_sale")
     starts_at: dt.datetime = F("When it starts.", EXAMPLE_TIME)
     currency: str = F("Its currency.", "EUR")
@@ -113,7 +128,7 @@ class CurrencyTotal(BaseModel):
 
 
 class OrganizerAnalytics(BaseModel):
-    organizer_id: int = F("The organizer.", 1)
+    organizer_id: int = F("The organizer.", 3)
     generated_at: dt.datetime = F("When these numbers were read.", EXAMPLE_TIME)
     totals: Counters = F("Totals across all its events (money: see `revenue`).", EXAMPLE_COUNTERS)
     revenue: list[CurrencyTotal] = F("Money per currency.", [])

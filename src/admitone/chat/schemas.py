@@ -62,9 +62,14 @@ class ChatJoin(Schema):
 
 
 class ChatJoined(BaseModel):
-    user_id: int
-    name: str
-    chat_token: str = Field(description="Send it as `X-Chat-Token` to post. Shown only once.")
+    user_id: int = Field(
+        description="Your id in this event's chat; moderators mute or ban by it.", examples=[77]
+    )
+    name: str = Field(description="Your display name in this event's chat.", examples=["Ada"])
+    chat_token: str = Field(
+        description="Send it as `X-Chat-Token` to post. Shown only once.",
+        examples=["chat_b7Kq2Xz9LmP4vR8tN1cW6yDfH3sJ0aGe"],
+    )
 
 
 class MessageCreate(Schema):
@@ -83,46 +88,84 @@ class AnnouncementCreate(Schema):
 
 
 class ChatMessageOut(BaseModel):
-    id: int
-    event_id: int
-    channel: Channel
-    author: str
-    text: str = Field(description="Plain text; display it as text, never as HTML.")
-    posted_at: dt.datetime
+    id: int = Field(description="The message's id; increases with time.", examples=[1024])
+    event_id: int = Field(description="The event whose chat it is.", examples=[12])
+    channel: Channel = Field(
+        description="`chat` (buyers) or `announcements` (the organizer).", examples=["chat"]
+    )
+    author: str = Field(description="Display name of the author.", examples=["Ada"])
+    text: str = Field(
+        description="Plain text; display it as text, never as HTML.", examples=["See you at the front!"]
+    )
+    posted_at: dt.datetime = Field(
+        description="When it was posted (UTC, RFC 3339).", examples=["2026-06-12T17:45:03Z"]
+    )
 
 
 class MessagePage(BaseModel):
     items: list[ChatMessageOut] = Field(description="Oldest first, newest last.")
     next_before_id: int | None = Field(
-        description="Pass as `before_id` for the older page; null when there is none."
+        description="Pass as `before_id` for the older page; null when there is none.", examples=[1024]
     )
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": 1024,
+                            "event_id": 12,
+                            "channel": "chat",
+                            "author": "Ada",
+                            "text": "See you at the front!",
+                            "posted_at": "2026-06-12T17:45:03Z",
+                        }
+                    ],
+                    "next_before_id": 1024,
+                }
+            ]
+        }
+    }
 
 
 class MessageDeleted(BaseModel):
-    deleted: int
+    deleted: int = Field(description="Id of the message that was deleted.", examples=[1024])
 
 
 class MuteRequest(Schema):
-    minutes: Annotated[int, Field(ge=1, le=MAX_MUTE_MINUTES, description="1 minute to 7 days.")]
+    minutes: Annotated[
+        int,
+        Field(ge=1, le=MAX_MUTE_MINUTES, description="How long to mute, 1 minute to 7 days.", examples=[30]),
+    ]
 
 
 class ChatUserOut(BaseModel):
-    user_id: int
-    name: str
-    muted_until: dt.datetime | None
-    banned: bool
+    user_id: int = Field(description="The chat user's id.", examples=[77])
+    name: str = Field(description="Display name in the event's chat.", examples=["Ada"])
+    muted_until: dt.datetime | None = Field(
+        description="Posting is refused until this time (UTC); null when not muted.",
+        examples=["2026-06-12T18:15:03Z"],
+    )
+    banned: bool = Field(
+        description="A banned user can no longer post in this event's chat.", examples=[False]
+    )
 
 
 class ChatSettingsUpdate(Schema):
     slow_mode_seconds: (
         Annotated[int, Field(ge=0, le=MAX_SLOW_MODE_SECONDS, description="0 turns slow mode off.")] | None
-    ) = Field(None, description="Least time between two messages of one person, in seconds.")
-    closed: bool | None = Field(None, description="A closed chat can be read but not written to.")
+    ) = Field(None, description="Least time between two messages of one person, in seconds.", examples=[10])
+    closed: bool | None = Field(
+        None, description="A closed chat can be read but not written to.", examples=[False]
+    )
 
 
 class ChatSettingsOut(BaseModel):
-    slow_mode_seconds: int
-    closed: bool
+    slow_mode_seconds: int = Field(
+        description="Least time between two messages of one person, in seconds; 0: off.", examples=[10]
+    )
+    closed: bool = Field(description="A closed chat can be read but not written to.", examples=[False])
 
 
 # -- domain events ---------------------------------------------------------------------------------------

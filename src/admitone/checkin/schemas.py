@@ -39,7 +39,7 @@ class CheckinRequest(Schema):
 
 class CheckinTicket(BaseModel):
     id: int = Field(description="The ticket's id.", examples=[345])
-    order_id: str = Field(description="The order the ticket belongs to.", examples=["ord_Qm9x2Lk4Tz1w"])
+    order_id: str = Field(description="The order the ticket belongs to.", examples=["ord_Qm9x2Lk4Tz1wRb8e"])
     ticket_type: str = Field(description="Name of the ticket type.", examples=["Standing"])
     seat_label: str | None = Field(description="The seat, for a seated ticket.", examples=["C-10"])
 
@@ -58,7 +58,13 @@ class CheckinResult(BaseModel):
         "code), `bad_signature` (forged or altered), `unknown_ticket`, `void` (refunded).",
         examples=["bad_signature"],
     )
-    ticket: CheckinTicket | None = Field(None, description="The ticket, when it was found.")
+    ticket: CheckinTicket | None = Field(
+        None,
+        description="The ticket, when it was found.",
+        examples=[
+            {"id": 345, "order_id": "ord_Qm9x2Lk4Tz1wRb8e", "ticket_type": "Standing", "seat_label": None}
+        ],
+    )
     checked_in_at: dt.datetime | None = Field(
         None,
         description="When the ticket was admitted (for `valid` and `already_used`).",

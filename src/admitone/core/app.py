@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from admitone import __version__
 from admitone.analytics import api as analytics_api
@@ -24,10 +24,12 @@ from admitone.core.db import Database
 from admitone.core.deps import AppState, StateDep
 from admitone.core.errors import Unavailable, install_error_handlers, problems
 from admitone.core.middleware import BodySizeLimit
+from admitone.core.params import describe_parameters
 from admitone.core.settings import Settings
 from admitone.events import api as events_api
 from admitone.inventory import api as inventory_api
 from admitone.inventory.engine import InventoryEngine
+from admitone.inventory.fastpath import HoldFastPath
 from admitone.inventory.sweeper import Sweeper
 from admitone.live import api as live_api
 from admitone.live.fanout import RedisFanout
@@ -103,8 +105,10 @@ TAGS = [
 
 
 class Health(BaseModel):
-    status: str
-    version: str
+    status: str = Field(
+        description="`ok` when the process is up; `ready` when it can serve.", examples=["ready"]
+    )
+    version: str = Field(description="The admitone version this process runs.", examples=["0.1.0"])
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -258,7 +262,13 @@ def create_app(
         redoc_url="/redoc",
     )
     install_error_handlers(app)
+    describe_parameters(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    # Outermost: serves well-formed hold requests without the framework's per-request work (the hot path);
+    # everything else, including invalid hold requests, goes on to the routes below.
+    app.add_middleware(HoldFastPath, limit=settings.max_body_bytes)
+    # Live seat-map WebSockets go straight to their handler (less memory per connection: live/api.py).
+    app.add_middleware(live_api.LiveSocketFastPath)
 
     api = APIRouter(prefix="/api/v1")
     # Routes are matched in order; the hot path (holds, availability) comes first.

@@ -175,17 +175,72 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, data_error)
     app.add_exception_handler(Exception, unexpected)
+    document_problems(app)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Makes the OpenAPI document say what the handlers above send: every error response is
+    ``application/problem+json`` with the ``Problem`` schema (FastAPI would list its own validation error
+    shape under ``application/json``, which this server never sends)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = build()
+        problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                for code, response in operation.get("responses", {}).items():
+                    if code[:1] in ("4", "5") or code == "default":
+                        response["content"] = dict(problem_content)
+                        if code == "422":
+                            response["description"] = _DESCRIPTIONS[422]
+        schemas = document.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class Problem(BaseModel):
     """RFC 9457 problem details; extra members (``errors``, ``seats``, ...) depend on the problem."""
 
-    model_config = ConfigDict(extra="allow")
-    type: str = Field(examples=[PROBLEM_BASE + "seats-taken"])
-    title: str = Field(examples=["Seats already taken"])
-    status: int = Field(examples=[409])
-    detail: str = Field(examples=["Seats Stalls A-3, Stalls A-4 are already taken; pick others."])
-    instance: str | None = Field(None, examples=["/api/v1/events/1/holds"])
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": PROBLEM_BASE + "seats-taken",
+                    "title": "Seats already taken",
+                    "status": 409,
+                    "detail": "Seats Stalls A-3, Stalls A-4 are already taken; pick others.",
+                    "instance": "/api/v1/events/42/holds",
+                }
+            ]
+        },
+    )
+    type: str = Field(
+        description="URI naming the kind of problem; the same kind always has the same URI, so clients "
+        "branch on it (for example `.../sold-out`, `.../seats-taken`, `.../validation-error`).",
+        examples=[PROBLEM_BASE + "seats-taken"],
+    )
+    title: str = Field(
+        description="Short, human-readable summary of the kind of problem; does not change between "
+        "occurrences.",
+        examples=["Seats already taken"],
+    )
+    status: int = Field(description="The HTTP status code of the response.", examples=[409])
+    detail: str = Field(
+        description="Human-readable explanation of this occurrence, fit to show to the user.",
+        examples=["Seats Stalls A-3, Stalls A-4 are already taken; pick others."],
+    )
+    instance: str | None = Field(
+        None,
+        description="Path of the request that had the problem.",
+        examples=["/api/v1/events/42/holds"],
+    )
 
 
 _DESCRIPTIONS = {

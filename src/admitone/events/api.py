@@ -76,6 +76,7 @@ async def create_venue(
 
 @organizer.get("/venues", name="list_venues", response_model=list[VenueOut], tags=["Organizer: venues"])
 async def list_venues(state: StateDep, caller: CurrentCaller) -> list[VenueOut]:
+    """Your venues, with their sections and seat counts."""
     async with state.db.read() as conn:
         return await service.list_venues(conn, caller.organizer_id)
 
@@ -88,6 +89,7 @@ async def list_venues(state: StateDep, caller: CurrentCaller) -> list[VenueOut]:
     responses=problems(404),
 )
 async def get_venue(state: StateDep, caller: CurrentCaller, venue_id: IdPath) -> VenueOut:
+    """One of your venues, with its sections and seat counts."""
     async with state.db.read() as conn:
         return await service.read_venue(conn, caller.organizer_id, venue_id)
 
@@ -100,6 +102,7 @@ async def get_venue(state: StateDep, caller: CurrentCaller, venue_id: IdPath) ->
     responses=problems(404),
 )
 async def list_venue_seats(state: StateDep, caller: CurrentCaller, venue_id: IdPath) -> list[SeatOut]:
+    """Every seat of one of your venues: section, row, number, label, position and price category."""
     async with state.db.read() as conn:
         return await service.venue_seats(conn, caller.organizer_id, venue_id)
 
@@ -145,6 +148,7 @@ async def organizer_list_events(
     responses=problems(404),
 )
 async def organizer_get_event(state: StateDep, caller: CurrentCaller, event_id: IdPath) -> EventOut:
+    """One of your events in any status, with its ticket types."""
     async with state.db.read() as conn:
         await service.own_event(conn, caller.organizer_id, event_id)
         return await service.read_event(conn, event_id)
@@ -193,6 +197,7 @@ async def create_quota(
     responses=problems(404),
 )
 async def list_quotas(state: StateDep, caller: CurrentCaller, event_id: IdPath) -> list[QuotaOut]:
+    """The quotas of one of your events, with what is held, sold and still available in each."""
     async with state.db.read() as conn:
         return await service.list_quotas(conn, caller.organizer_id, event_id, state.clock.now())
 

@@ -15,7 +15,7 @@ class EmailOut(BaseModel):
     kind: Literal["order_confirmation"] = Field(
         description="What the e-mail is; one per order and kind.", examples=["order_confirmation"]
     )
-    order_id: str = Field(description="The order it confirms.", examples=["ord_3Jd0r5zQXk2a7b1c"])
+    order_id: str = Field(description="The order it confirms.", examples=["ord_Qm9x2Lk4Tz1wRb8e"])
     recipient: str = Field(description="The buyer's address.", examples=["ada@example.com"])
     status: EmailStatus = Field(
         description="pending: waiting for its (next) attempt; sending: a sender has it now; sent: the SMTP "
@@ -32,7 +32,7 @@ class EmailOut(BaseModel):
     )
     message_id: str | None = Field(
         description="The Message-ID header it was sent with (stable per order).",
-        examples=["<order-ord_3Jd0r5zQXk2a7b1c@example.com>"],
+        examples=["<order-ord_Qm9x2Lk4Tz1wRb8e@example.com>"],
     )
     created_at: dt.datetime = Field(description="When the order was paid.", examples=["2026-12-02T10:00:00Z"])
     sent_at: dt.datetime | None = Field(description="When it was sent.", examples=["2026-12-02T10:00:02Z"])
@@ -44,4 +44,23 @@ class EmailList(BaseModel):
         "are recorded and stay pending until one is.",
         examples=["on"],
     )
-    emails: list[EmailOut] = Field(description="Newest first.")
+    emails: list[EmailOut] = Field(
+        description="Newest first.",
+        examples=[
+            [
+                {
+                    "id": 17,
+                    "kind": "order_confirmation",
+                    "order_id": "ord_Qm9x2Lk4Tz1wRb8e",
+                    "recipient": "ada@example.com",
+                    "status": "sent",
+                    "attempts": 1,
+                    "next_attempt_at": "2026-12-02T10:00:00Z",
+                    "last_error": None,
+                    "message_id": "<order-ord_Qm9x2Lk4Tz1wRb8e@example.com>",
+                    "created_at": "2026-12-02T10:00:00Z",
+                    "sent_at": "2026-12-02T10:00:02Z",
+                }
+            ]
+        ],
+    )

@@ -196,6 +196,7 @@ async def list_event_orders(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[OrderOut]:
+    """Orders of one of your events, newest first, optionally of one status; paged by limit and offset."""
     async with state.db.read() as conn:
         await events_service.own_event(conn, caller.organizer_id, event_id)
         rows = await repo.orders_of_event(conn, caller.organizer_id, event_id, status, limit, offset)
@@ -206,6 +207,7 @@ async def list_event_orders(
     "/orders/{order_id}", name="organizer_get_order", response_model=OrderOut, responses=problems(404)
 )
 async def organizer_get_order(state: StateDep, caller: CurrentCaller, order_id: TokenPath) -> OrderOut:
+    """One order of your events, with its lines, payment and tickets."""
     await _own_order(state, caller.organizer_id, order_id)
     async with state.db.read() as conn:
         return await service.read_order(conn, order_id, state.ticket_key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,12 @@ class Caller:
 
 
 class OrganizerOut(BaseModel):
-    id: int
-    name: str
-    scopes: list[str]
+    id: int = Field(description="The organizer's id.", examples=[3])
+    name: str = Field(description="The organizer's name.", examples=["Spring Tour Productions"])
+    scopes: list[str] = Field(
+        description="What the API key may do: `read` and, to change data, `write`.",
+        examples=[["read", "write"]],
+    )
 
 
 class CreatedKey(BaseModel):
