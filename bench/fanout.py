@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fanout.py [--clients 1000,5000,10000] [--hold-rate 1000] [--duration 20]
                                      [--client-procs 4] [--compression deflate,none] [--quiet-wait 300]
-                                     [--profile] [--keep] [--gc-freeze] [--out ...] [--plot ...]
+                                     [--kafka] [--profile] [--keep] [--gc-freeze] [--out ...] [--plot ...]
     .venv/bin/python bench/fanout.py --summarize-profile py-spy-none-10000.txt
 
 One run, on PostgreSQL (a fresh database, dropped first if it exists and again at the end):
@@ -23,8 +23,9 @@ One run, on PostgreSQL (a fresh database, dropped first if it exists and again a
    underestimates commit-to-receipt) and ``receipt - request sent`` (an upper bound);
 6. prints a table, writes ``--out`` (JSON) and draws ``--plot``.
 
-Compression ``deflate`` is what browsers negotiate (permessage-deflate, which uvicorn accepts by
-default); ``none`` is a client that does not offer it. Everything talks to 127.0.0.1 only; every phase
+Compression ``deflate``: the clients offer permessage-deflate, as browsers do, and the server is started
+with ``ADMITONE_WS_PER_MESSAGE_DEFLATE=true`` so that it accepts it; ``none``: the server does not offer
+it (its default) and the clients do not ask for it. Everything talks to 127.0.0.1 only; every phase
 is bounded in time; every process started is stopped by its PID.
 """
 
@@ -374,7 +375,15 @@ async def run_one(
     with log.open("wb") as out:
         server = subprocess.Popen(  # noqa: ASYNC220 - returns at once
             [*server_command(args), "serve", "--host", HOST, "--port", str(port), "--no-migrate"],
-            env=env,
+            # The server offers permessage-deflate only when configured to (off by default since it
+            # doubles the memory per connection); "deflate" measures it switched on. With Kafka, each
+            # server gets a topic and consumer groups of its own.
+            env={
+                **env,
+                "ADMITONE_WS_PER_MESSAGE_DEFLATE": "true" if compression == "deflate" else "false",
+                "ADMITONE_KAFKA_TOPIC": f"admitone.fanout.{label}",
+                "ADMITONE_KAFKA_GROUP_PREFIX": f"fanout-{label}",
+            },
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -557,6 +566,8 @@ async def run_one(
         peak = status_kib(server.pid)
         await asyncio.sleep(DRAIN_SECONDS)
         after = status_kib(server.pid)
+        result["live_lane"] = await live_lane_lag(args, event_id, start_at, start_at + args.duration)
+        print(f"  live lane (outbox -> hub) during the load: {result['live_lane']}", flush=True)
         busy = (jiffies1[0] - jiffies0[0]) / max(jiffies1[1] - jiffies0[1], 1) * (os.cpu_count() or 1)
         result.update(
             rss_after_load_kib=after["VmRSS"],
@@ -831,6 +842,39 @@ def plot(rows: list[dict[str, Any]], out: Path, machine: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+async def live_lane_lag(args: argparse.Namespace, event_id: int, t0: float, t1: float) -> dict[str, Any]:
+    """How long the event's domain events of the load window waited in the outbox before the relay read
+    them and handed them to the hub: ``published_at - occurred_at`` (both set by the server's clock;
+    ``published_at`` is taken when the relay marks the batch it has just read, before it publishes it).
+    This is the part of commit -> receipt spent before the hub; rows still unpublished count until now."""
+    conn = await asyncpg.connect(f"postgresql://{args.pg_user}@{HOST}:{args.pg_port}/{args.db}")
+    try:
+        row = await conn.fetchrow(
+            """
+            SELECT count(*) AS rows,
+                   count(*) FILTER (WHERE published_at IS NULL) AS unpublished,
+                   percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM coalesce(published_at, now()) - occurred_at)
+                   ) AS lag
+            FROM outbox
+            WHERE aggregate_type = 'event' AND aggregate_id = $1
+              AND occurred_at BETWEEN to_timestamp($2) AND to_timestamp($3)
+            """,
+            event_id,
+            t0,
+            t1,
+        )
+    finally:
+        await conn.close()
+    lag = row["lag"] or [None, None]
+    return {
+        "rows": row["rows"],
+        "unpublished_after_drain": row["unpublished"],
+        "outbox_to_hub_p50_ms": None if lag[0] is None else round(lag[0] * 1000, 1),
+        "outbox_to_hub_p99_ms": None if lag[1] is None else round(lag[1] * 1000, 1),
+    }
+
+
 async def create_database(admin_dsn: str, name: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
@@ -911,7 +955,17 @@ async def amain(args: argparse.Namespace) -> int:
     )
     rows: list[dict[str, Any]] = []
     code_at_start = code_version()
+    broker = None
     try:
+        if args.kafka:
+            # The Kafka bus: the live relay feeds only the live hub, the durable consumers read the topic
+            # in their own loops (docs/event-stream.md). Without it they run inside the live relay's loop.
+            from relay import start_broker, wait_broker
+
+            broker = start_broker(work)
+            started.add("tansu", broker.proc)
+            await wait_broker(broker)
+            env["ADMITONE_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         await create_database(admin_dsn, args.db)
         run_cli(["migrate"], env)
         out = run_cli(["organizer", "create", "Fan-out bench"], env)
@@ -937,6 +991,7 @@ async def amain(args: argparse.Namespace) -> int:
         "machine": {**machine, "open_file_limit": nofile[0]},
         "config": {
             "database": "PostgreSQL (fresh database), one admitone serve process, in-process live bus",
+            "kafka": bool(args.kafka),
             "hold_rate": args.hold_rate,
             "duration_s": args.duration,
             "client_procs": args.client_procs,
@@ -976,37 +1031,47 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 PROFILE_PARTS = (
-    ("write() system calls", lambda leaf, _j: leaf.startswith(("write (libc", "writev (libc"))),
-    ("Python's cyclic garbage collector", lambda _leaf, j: "gc_collect_main" in j),
-    ("HTTP hold requests", lambda _leaf, j: "RequestResponseCycle.run_asgi" in j),
+    ("Python's cyclic garbage collector", lambda j: "gc_collect_main" in j),
     (
-        "hold batch writer and database driver",
-        lambda _leaf, j: "_EventWriter" in j or "asyncpg" in j or "sqlalchemy" in j,
+        "live sends: hub flush, writing to every socket",
+        lambda j: "_flusher" in j or "SocketSubscriber" in j or "WebSocketsSansIOProtocol.run_asgi" in j,
     ),
     (
-        "per-client send path (live_socket -> Starlette -> uvicorn)",
-        lambda _leaf, j: "WebSocketsSansIOProtocol.run_asgi" in j or "live_socket" in j,
+        "durable consumers (webhooks, e-mail, analytics; without Kafka inside the live relay's loop)",
+        lambda j: "ConsumerRunner" in j,
     ),
-    ("hub flush (serialize once, offer to every queue)", lambda _leaf, j: "_flusher" in j),
-    ("outbox relay", lambda _leaf, j: "OutboxRelay" in j),
+    ("outbox relay: reading and marking batches, live hub delivery", lambda j: "OutboxRelay" in j),
+    ("HTTP hold requests", lambda j: "RequestResponseCycle.run_asgi" in j or "HoldFastPath" in j),
+    ("hold batch writer", lambda j: "InventoryEngine" in j or "_EventWriter" in j),
+    ("database driver, elsewhere", lambda j: "asyncpg" in j or "sqlalchemy" in j),
+    ("WebSocket keep-alive pings", lambda j: "send_keepalive_ping" in j or "handle_pong" in j),
+    ("WebSocket connections: reads, other", lambda j: "WebSocketsSansIOProtocol" in j),
 )
 
 
 def summarize_profile(path: Path) -> None:
-    """Shares of py-spy raw samples (``--format raw``) by part of the server; first matching part wins,
-    the garbage collector and system calls before whatever Python code triggered them."""
+    """Shares of py-spy raw samples (``--format raw``) by part of the server (first matching part wins,
+    the garbage collector first), each with the share of ``write()`` system calls within it."""
     shares: dict[str, int] = {}
+    writes: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
+        if not stack:
+            continue
+        leaf = stack.split(";")[-1]
         n = int(count)
         total += n
-        part = next((name for name, match in PROFILE_PARTS if match(frames[-1], stack)), "other")
+        part = next((name for name, match in PROFILE_PARTS if match(stack)), "other (event loop, idle)")
         shares[part] = shares.get(part, 0) + n
+        if leaf.startswith(("write (libc", "writev (libc", "write (")):
+            writes[part] = writes.get(part, 0) + n
     print(f"{total} samples")
     for name, n in sorted(shares.items(), key=lambda kv: -kv[1]):
-        print(f"{n / max(total, 1) * 100:5.1f}%  {name}")
+        w = writes.get(name, 0)
+        print(
+            f"{n / max(total, 1) * 100:5.1f}%  {name}  (write() system calls: {w / max(total, 1) * 100:.1f}%)"
+        )
 
 
 def main() -> None:
@@ -1048,6 +1113,11 @@ def main() -> None:
         help="py-spy (--native, 100 Hz) the server for the first 10 s of each load phase",
     )
     parser.add_argument("--keep", action="store_true", help="keep the raw per-client files")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="run the server with the Kafka bus (a tansu broker this script starts on 127.0.0.1)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "fanout.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "fanout.png")
     parser.add_argument(

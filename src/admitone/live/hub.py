@@ -2,10 +2,12 @@
 
 Changes arrive as domain events (from the outbox relay, through the in-process bus or Redis). The hub
 applies them to its in-memory view of each watched event and, at most every ``coalesce`` seconds, sends
-each event's accumulated changes as one message: serialized once, the same bytes queued to every
-subscriber. Each message carries the event's stream sequence, so a client can resume from the last one it
-saw, on this process or another. A subscriber whose bounded queue fills up is dropped (close code 4008)
-and resumes. WebSocket and SSE handlers only read from here; they never touch the database.
+each event's accumulated changes as one message, serialized once. The flush hands that message straight
+to every WebSocket (``SocketSubscriber``: no queue and no task per socket while the socket keeps up) and
+queues it for every SSE stream (``Subscriber``). Each message carries the event's stream sequence, so a
+client can resume from the last one it saw, on this process or another. A subscriber that falls more than
+the configured number of messages behind is dropped (close code 4008) and resumes. WebSocket and SSE
+handlers only read from here; they never touch the database.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +31,8 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_NOT_FOUND = 4404
 
 SnapshotLoader = Callable[[int], Awaitable[Snapshot | None]]
+# An ASGI ``send`` callable.
+AsgiSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Fanout(Protocol):
@@ -37,12 +41,14 @@ class Fanout(Protocol):
 
 
 class Subscriber:
+    """A queued subscriber (Server-Sent Events): its handler takes the messages from ``queue``."""
+
     def __init__(self, channel: Channel, size: int) -> None:
         self.channel = channel
         self.queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(size)
         self.close_code: int | None = None
 
-    def offer(self, seq: int, data: str) -> None:
+    def offer(self, seq: int, data: str, message: dict[str, Any] | None = None) -> None:
         if self.close_code is not None:
             return
         try:
@@ -55,6 +61,150 @@ class Subscriber:
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+
+    def close(self, code: int) -> None:
+        self.close_code = code
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+
+
+class _Resumed:
+    """Awaits a coroutine that has already run up to its first suspension (``yielded``) to its end."""
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, yielded = self.coro, self.yielded
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as exc:  # cancellation and the like go to the coroutine
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration:
+                    return
+
+
+class SocketSubscriber:
+    """A WebSocket fed by the flush itself: no queue and no task of its own while it keeps up.
+
+    ``offer`` calls the ASGI ``send`` without awaiting it; the server writes the frame to the socket at
+    once unless the socket's write buffer is full, in which case the send suspends. Then this subscriber
+    is slow: one task finishes that send and the messages arriving meanwhile wait in ``backlog``; past
+    ``limit`` of them the socket is closed with 4008 and the client resumes with ``last_seq``.
+    """
+
+    __slots__ = ("backlog", "channel", "close_code", "limit", "send", "task")
+
+    def __init__(self, channel: Channel, send: AsgiSend, limit: int) -> None:
+        self.channel = channel
+        self.send = send
+        self.limit = limit
+        self.close_code: int | None = None
+        # Not None while a send is in progress (at first: the snapshot or the missed messages).
+        self.backlog: deque[str] | None = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def offer(self, seq: int, data: str, message: dict[str, Any] | None = None) -> None:
+        if self.close_code is not None:
+            return
+        backlog = self.backlog
+        if backlog is not None:
+            if len(backlog) < self.limit:
+                backlog.append(data)
+            else:
+                self.drop(CLOSE_TOO_SLOW)
+            return
+        coro = self.send(message if message is not None else {"type": "websocket.send", "text": data})
+        if not isinstance(coro, Coroutine):  # not a coroutine: await it in a task
+            self.backlog = deque()
+            self.task = asyncio.create_task(self._drain(coro))
+            return
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return  # written (or buffered by the transport below its limit)
+        except Exception:
+            self.gone()
+            return
+        # The socket's write buffer is full: finish this send in a task, keep what comes meanwhile.
+        self.backlog = deque()
+        self.task = asyncio.create_task(self._drain(_Resumed(coro, yielded)))
+
+    async def run(self, first: Sequence[str]) -> None:
+        """Sends the first messages (snapshot or missed changes), then whatever arrived meanwhile."""
+        try:
+            for data in first:
+                await self.send({"type": "websocket.send", "text": data})
+        except Exception:
+            self.gone()
+            return
+        await self._drain(None)
+
+    async def _drain(self, pending: Awaitable[None] | None) -> None:
+        try:
+            if pending is not None:
+                await pending
+            backlog = self.backlog
+            while backlog and self.close_code is None:
+                await self.send({"type": "websocket.send", "text": backlog.popleft()})
+        except Exception:
+            self.gone()
+            return
+        finally:
+            self.task = None
+        if self.close_code is None:
+            self.backlog = None  # caught up: the flush sends directly again
+        elif self.close_code != 1000:
+            await self._close()
+
+    def drop(self, code: int) -> None:
+        """Closes the socket with ``code`` (4008: too slow, 1001: shutting down)."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.channel.subscribers.discard(self)
+        if code == CLOSE_TOO_SLOW:
+            self.channel.hub.dropped += 1
+        if self.backlog is None:
+            self.backlog = deque()
+            self.task = asyncio.create_task(self._close())
+        else:
+            self.backlog.clear()  # the running send closes the socket when it completes
+
+    def close(self, code: int) -> None:
+        self.drop(code)
+
+    async def _close(self) -> None:
+        reason = "too slow: reconnect with last_seq to resume" if self.close_code == CLOSE_TOO_SLOW else ""
+        if self.close_code == 1001:
+            reason = "server shutting down"
+        with contextlib.suppress(Exception):
+            await self.send({"type": "websocket.close", "code": self.close_code, "reason": reason})
+
+    def gone(self) -> None:
+        """The client went away."""
+        if self.close_code is None:
+            self.close_code = 1000
+        self.channel.subscribers.discard(self)
+        if self.backlog is not None:
+            self.backlog.clear()
+
+    def detach(self) -> None:
+        """The handler ends: stop sending."""
+        self.gone()
+        task = self.task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
 
 @dataclass
@@ -85,7 +235,7 @@ class Channel:
         self.extra: dict[str, Any] = {}
         self.history: deque[tuple[int, int, str]] = deque(maxlen=hub.history_size)
         self.pending = _Pending()
-        self.subscribers: set[Subscriber] = set()
+        self.subscribers: set[Subscriber | SocketSubscriber] = set()
         self.buffer: list[Envelope] = []
         self.idle_since: float | None = None
 
@@ -161,8 +311,15 @@ class Channel:
                 self.pending.events.append(update)
 
     def flush(self) -> None:
+        """Sends the accumulated changes to every subscriber now (in one go)."""
+        taken = self.take()
+        if taken is not None:
+            self.hub.offer_all(self, *taken)
+
+    def take(self) -> tuple[int, str] | None:
+        """The accumulated changes as one message (sequence, JSON text), or None when there are none."""
         if self.pending.empty() or not self.ready.is_set():
-            return
+            return None
         p = self.pending
         message: dict[str, Any] = {
             "type": "changes",
@@ -182,8 +339,7 @@ class Channel:
         self.flushed_seq = self.seq
         self.history.append((message["from_seq"], self.seq, data))
         self.hub.messages += 1
-        for sub in list(self.subscribers):
-            sub.offer(self.seq, data)
+        return self.seq, data
 
     def replay_since(self, last_seq: int) -> list[tuple[int, str]] | None:
         """Messages after ``last_seq``, or None when history no longer reaches back that far."""
@@ -206,8 +362,10 @@ class LiveHub:
         queue_size: int = 64,
         history_size: int = 1024,
         idle_seconds: float = 60.0,
+        slice_size: int = 1000,
     ) -> None:
         self.loader = loader
+        self.slice_size = slice_size
         self.coalesce = coalesce_seconds
         self.queue_size = queue_size
         self.history_size = history_size
@@ -230,10 +388,7 @@ class LiveHub:
             if channel is not None:
                 channel.apply(env)
 
-    async def subscribe(
-        self, event_id: int, last_seq: int | None = None
-    ) -> tuple[Subscriber, list[tuple[int, str]]]:
-        """A new subscriber and what to send it first: the missed messages, or a snapshot."""
+    async def _channel(self, event_id: int) -> Channel:
         channel = self.channels.get(event_id)
         if channel is None:
             channel = self.channels[event_id] = Channel(self, event_id)
@@ -242,14 +397,59 @@ class LiveHub:
         if channel.missing:
             self.channels.pop(event_id, None)
             raise LookupError(event_id)
+        return channel
+
+    @staticmethod
+    def _first(channel: Channel, last_seq: int | None) -> list[tuple[int, str]]:
+        first = channel.replay_since(last_seq) if last_seq is not None else None
+        return first if first is not None else [channel.snapshot_message()]
+
+    async def subscribe(
+        self, event_id: int, last_seq: int | None = None
+    ) -> tuple[Subscriber, list[tuple[int, str]]]:
+        """A new queued subscriber and what to send it first: the missed messages, or a snapshot."""
+        channel = await self._channel(event_id)
         sub = Subscriber(channel, self.queue_size)
         channel.subscribers.add(sub)
         channel.idle_since = None
-        first = channel.replay_since(last_seq) if last_seq is not None else None
-        return sub, first if first is not None else [channel.snapshot_message()]
+        return sub, self._first(channel, last_seq)
 
-    def unsubscribe(self, sub: Subscriber) -> None:
-        sub.channel.subscribers.discard(sub)
+    async def attach(
+        self, event_id: int, send: AsgiSend, last_seq: int | None = None
+    ) -> tuple[SocketSubscriber, list[str]]:
+        """A new WebSocket subscriber and what to send it first (``SocketSubscriber.run`` sends it)."""
+        channel = await self._channel(event_id)
+        sub = SocketSubscriber(channel, send, self.queue_size)
+        channel.subscribers.add(sub)
+        channel.idle_since = None
+        return sub, [data for _seq, data in self._first(channel, last_seq)]
+
+    def unsubscribe(self, sub: Subscriber | SocketSubscriber) -> None:
+        if isinstance(sub, SocketSubscriber):
+            sub.detach()
+        else:
+            sub.channel.subscribers.discard(sub)
+
+    def offer_all(self, channel: Channel, seq: int, data: str) -> None:
+        """One message to every subscriber of ``channel``; the ASGI message is built once for all."""
+        message = {"type": "websocket.send", "text": data}
+        for sub in list(channel.subscribers):
+            sub.offer(seq, data, message)
+
+    async def offer_all_in_slices(self, channel: Channel, seq: int, data: str) -> None:
+        """``offer_all``, letting the event loop run other work (hold requests) after every
+        ``slice_size`` subscribers: with 10,000 sockets one pass takes a noticeable fraction of a second.
+        Subscribers that join meanwhile got a snapshot that already covers this message."""
+        message = {"type": "websocket.send", "text": data}
+        subs = list(channel.subscribers)
+        step = self.slice_size
+        for start in range(0, len(subs), step):
+            if start:
+                await asyncio.sleep(0)
+                if not channel.ready.is_set():
+                    return  # reloading: every subscriber gets a fresh snapshot instead
+            for sub in subs[start : start + step]:
+                sub.offer(seq, data, message)
 
     def _spawn_load(self, channel: Channel) -> None:
         task = asyncio.create_task(self._load(channel), name=f"live-load-{channel.event_id}")
@@ -284,8 +484,7 @@ class LiveHub:
             await self._load(channel)
             if not channel.missing:
                 seq, data = channel.snapshot_message()
-                for sub in list(channel.subscribers):
-                    sub.offer(seq, data)
+                self.offer_all(channel, seq, data)
 
         task = asyncio.create_task(reload())
         self._loads.add(task)
@@ -295,13 +494,24 @@ class LiveHub:
         self._task = asyncio.create_task(self._flusher(), name="live-flusher")
 
     async def _flusher(self) -> None:
+        """Flushes every ``coalesce`` seconds, on a fixed schedule: when a pass takes longer than that,
+        the next one starts right after it rather than ``coalesce`` later."""
         loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(self.coalesce)
+            due += self.coalesce
+            now = loop.time()
+            if due > now:
+                await asyncio.sleep(due - now)
+            else:
+                due = now
+                await asyncio.sleep(0)
             now = loop.time()
             for event_id, channel in list(self.channels.items()):
                 try:
-                    channel.flush()
+                    taken = channel.take()
+                    if taken is not None:
+                        await self.offer_all_in_slices(channel, *taken)
                 except Exception:
                     log.exception("flushing live changes of event %s failed", event_id)
                 if channel.subscribers or not channel.ready.is_set():
@@ -309,7 +519,7 @@ class LiveHub:
                 if channel.idle_since is None:
                     channel.idle_since = now
                 elif now - channel.idle_since > self.idle_seconds:
-                    del self.channels[event_id]
+                    self.channels.pop(event_id, None)
                     if self.fanout is not None:
                         await self.fanout.unwatch(event_id)
 
@@ -322,6 +532,4 @@ class LiveHub:
             task.cancel()
         for channel in self.channels.values():
             for sub in list(channel.subscribers):
-                sub.close_code = 1001
-                with contextlib.suppress(asyncio.QueueFull):
-                    sub.queue.put_nowait(None)
+                sub.close(1001)
