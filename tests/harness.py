@@ -225,15 +225,14 @@ class Harness:
     async def settle(self, within: float = 20.0) -> None:
         """Publishes everything committed so far and waits until every durable consumer has applied it.
 
-        In-process bus: draining the relay applies the batches to the durable consumers. Kafka: the stream
-        relay is drained too, then this waits (at most ``within`` seconds) until every consumer's stored
+        Both lanes are drained. In process, draining the stream relay applies the batches to the durable
+        consumers. Kafka: then this waits (at most ``within`` seconds) until every consumer's stored
         position has reached the last outbox sequence of every aggregate.
         """
         await self.state.relay.drain()
-        stream_relay = self.state.stream_relay
-        if stream_relay is None:
+        await self.state.stream_relay.drain()
+        if not self.state.kafka_loops:
             return
-        await stream_relay.drain()
         deadline = asyncio.get_running_loop().time() + within
         for runner in self.state.consumers:
             while True:

@@ -29,8 +29,8 @@ class Recorder:
 
 
 async def _activity(harness: Harness, holds: int = 5) -> int:
-    # Without Kafka the app's live relay marks the stream lane too; stopped, it leaves the lane to the test.
-    await harness.state.relay.stop()
+    # The app's own stream relay, stopped, leaves the lane to the test.
+    await harness.state.stream_relay.stop()
     auth = await harness.organizer()
     ga = await harness.ga_event(auth)
     for _ in range(holds):

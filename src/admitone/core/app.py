@@ -161,13 +161,14 @@ def create_app(
         stream_consumers.append(analytics.consumer)
         runners = [ConsumerRunner(db, consumer) for consumer in stream_consumers]
         kafka_publisher: KafkaPublisher | None = None
-        stream_relay: OutboxRelay | None = None
         kafka_loops: list[KafkaConsumerLoop] = []
+        # Two lanes (docs/event-stream.md): the live relay feeds only the live hubs, so seat maps never
+        # wait for a consumer; the stream relay feeds the durable consumers, in process or through Kafka.
+        relay = OutboxRelay(db, bus)
         if settings.kafka_bootstrap_servers:
-            # Kafka: the live relay feeds only the live hubs; the stream relay writes to the topic and every
-            # durable consumer reads it in its own consumer group (docs/event-stream.md).
+            # Kafka: the stream relay writes to the topic and every durable consumer reads it in its own
+            # consumer group.
             servers = settings.kafka_bootstrap_servers
-            relay = OutboxRelay(db, bus)
             kafka_publisher = KafkaPublisher(servers, settings.kafka_topic, settings.kafka_partitions)
             stream_relay = OutboxRelay(
                 db,
@@ -177,7 +178,6 @@ def create_app(
                 lock_key=STREAM_LOCK_KEY,
                 name="outbox-stream",
             )
-            db.commit_listeners.append(stream_relay.notify)
             kafka_loops = [
                 KafkaConsumerLoop(
                     runner,
@@ -189,9 +189,14 @@ def create_app(
                 for runner in runners
             ]
         else:
+            # Embedded: the stream relay hands its batches to the durable consumers in this process.
+            stream_bus = InProcessBus()
             for runner in runners:
-                bus.subscribe(runner.name, runner.apply, durable=True)
-            relay = OutboxRelay(db, bus, also_mark=("streamed_at",))
+                stream_bus.subscribe(runner.name, runner.apply, durable=True)
+            stream_relay = OutboxRelay(
+                db, stream_bus, column="streamed_at", lock_key=STREAM_LOCK_KEY, name="outbox-stream"
+            )
+        db.commit_listeners.append(stream_relay.notify)
         db.commit_listeners.append(relay.notify)
         app.state.admitone = AppState(
             settings=settings,
@@ -215,13 +220,13 @@ def create_app(
         )
         sweeper.start()
         relay.start()
-        if kafka_publisher is not None and stream_relay is not None:
+        if kafka_publisher is not None:
             try:
                 await kafka_publisher.start()
             except Exception as exc:
                 # Not fatal: the stream relay keeps trying, the outbox keeps the events meanwhile.
                 log.warning("Kafka is not reachable at start (%s: %s)", type(exc).__name__, exc)
-            stream_relay.start()
+        stream_relay.start()
         for loop in kafka_loops:
             loop.start()
         hub.start()
@@ -237,8 +242,7 @@ def create_app(
             await webhook_client.aclose()
             await hub.stop()
             await relay.stop()
-            if stream_relay is not None:
-                await stream_relay.stop()
+            await stream_relay.stop()
             for loop in kafka_loops:
                 await loop.stop()
             if kafka_publisher is not None:

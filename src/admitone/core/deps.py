@@ -41,8 +41,9 @@ class AppState:
     fanout: RedisFanout | None
     consumers: list[ConsumerRunner]
     ticket_key: bytes  # signs and verifies ticket QR payloads (checkin/tokens.py)
-    # With Kafka: the relay of the stream lane (streamed_at) and one consumer loop per durable consumer.
-    stream_relay: OutboxRelay | None = None
+    # The relay of the stream lane (streamed_at): to the durable consumers in process, or to Kafka.
+    stream_relay: OutboxRelay
+    # With Kafka: one consumer loop per durable consumer.
     kafka_loops: list[KafkaConsumerLoop] = field(default_factory=list)
     # Sends webhook deliveries in the background (webhooks/sender.py); routes wake it.
     webhooks: WebhookSender | None = None

@@ -264,5 +264,5 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
             "description": _DESCRIPTIONS.get(code, "Error"),
             "content": {PROBLEM_JSON: {}},
         }
-        for code in (*codes, 422)
+        for code in codes
     }

@@ -1,10 +1,10 @@
 """The outbox relay: publishes committed domain events, in order per event, then marks them published.
 
 The outbox has two lanes, each with its own relay and its own "done" column: the live lane
-(``published_at``) feeds this deployment's live hubs and, in the embedded default, the durable consumers;
-the stream lane (``streamed_at``) writes to Kafka when it is configured. A broker outage stops only the
-stream lane: the API keeps selling, seat maps keep moving, and the stream drains in order when the broker
-is back. Without Kafka the live relay marks both columns.
+(``published_at``) feeds this deployment's live hubs; the stream lane (``streamed_at``) feeds the durable
+consumers, through the in-process bus or through Kafka when it is configured. Seat maps never wait for a
+consumer, and a broker outage stops only the stream lane: the API keeps selling, seat maps keep moving,
+and the stream drains in order when the broker is back.
 
 Delivery is at least once: a crash between publishing and marking publishes the batch again, and consumers
 deduplicate by event id (or by the event's sequence). Several processes may run a relay; on PostgreSQL a
@@ -116,7 +116,6 @@ class OutboxRelay:
         idle_seconds: float = 1.0,
         *,
         column: str = "published_at",
-        also_mark: tuple[str, ...] = (),
         lock_key: int = RELAY_LOCK_KEY,
         name: str = "outbox-relay",
     ) -> None:
@@ -125,7 +124,7 @@ class OutboxRelay:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self.column = outbox.c[column]
-        self.marks = (column, *also_mark)
+        self.column_name = column
         self.lock_key = lock_key
         self.name = name
         self._wake = asyncio.Event()
@@ -157,7 +156,7 @@ class OutboxRelay:
             if self.db.dialect == "postgresql"
             else outbox.c.id.in_(ids)
         )
-        return sa.update(outbox).where(match).values({name: now for name in self.marks})
+        return sa.update(outbox).where(match).values({self.column_name: now})
 
     async def run_once(self) -> int | None:
         """Publishes one batch. Returns how many, or None when another relay holds the lock."""
