@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RELAY_LOCK_KEY = 0x61646D31  # "adm1": the live lane
 STREAM_LOCK_KEY = 0x61646D32  # "adm2": the stream lane
+STOP_GRACE_SECONDS = 30.0  # how long stop() lets the batch in flight finish before cancelling it
 
 
 # What a relay reads of a row: the envelope, with the payload as JSON text (parsed with orjson).
@@ -196,9 +197,9 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
-    async def drain(self) -> None:
-        """Publishes until nothing is waiting (tests and shutdown)."""
-        while True:
+    async def drain(self, *, until_stopped: bool = False) -> None:
+        """Publishes until nothing is waiting (tests and shutdown); the loop also stops when asked to."""
+        while not (until_stopped and self._stopping):
             n = await self.run_once()
             if n is None:
                 await asyncio.sleep(0.02)
@@ -219,7 +220,7 @@ class OutboxRelay:
             if self._stopping:
                 return
             try:
-                await self.drain()
+                await self.drain(until_stopped=True)
             except Exception:
                 if self._stopping:
                     return
@@ -227,9 +228,18 @@ class OutboxRelay:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
+        """Stops after the batch in flight.
+
+        The loop is asked to stop and given ``STOP_GRACE_SECONDS`` to finish its batch; only then is it
+        cancelled. A cancellation inside a batch's transaction, while its marking statement is still
+        running on the connection, could leave that transaction open on the server with its rows locked.
+        """
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait([self._task], timeout=STOP_GRACE_SECONDS)
+        if not done:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
