@@ -25,6 +25,10 @@ from tests.support import ARTIFACTS, CHROMIUM, NO_CHROMIUM, free_port, serving
 if not CHROMIUM.exists():
     pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
+# Each step waits for the page to show its answer; on a loaded machine a scan and the count refresh after
+# it can take longer than Playwright's default 5 s.
+expect.set_options(timeout=15_000)
+
 PHONE = {"width": 390, "height": 844}
 
 
