@@ -86,6 +86,10 @@ async def test_door_admits_a_ticket_once(served: tuple[str, Harness], browser: B
     await expect(page.get_by_label("Event")).to_have_value(str(ga.event_id))
     await expect(page.get_by_label("Event").locator("option:checked")).to_contain_text("Door Night")
     assert key not in page.url
+    # The key is stored once signing in has finished (after the first count): wait for that, not a race.
+    await page.wait_for_function(
+        "key => Object.values(sessionStorage).some(v => v.includes(key))", arg=key, timeout=15_000
+    )
     stored = await page.evaluate("() => JSON.stringify(Object.assign({}, sessionStorage))")
     assert key in stored
     assert await page.evaluate("() => JSON.stringify(Object.assign({}, localStorage))") == "{}"
