@@ -3,6 +3,8 @@ order, and a batch the publisher refuses stays unmarked (the mark runs while the
 
 from __future__ import annotations
 
+import asyncio
+
 import sqlalchemy as sa
 
 from admitone.outbox.contracts import Envelope
@@ -121,3 +123,45 @@ async def test_refused_batch_stays_unmarked_and_goes_later(harness: Harness) -> 
     assert await relay.run_once() == total
     assert await _unstreamed(harness) == 0
     assert len({e.id for e in recorder.batches[0]}) == total
+
+
+async def test_relays_wake_only_for_commits_that_add_domain_events(harness: Harness) -> None:
+    # A relay marking its batch commits too; if that woke the relays, the two lanes would wake each
+    # other for ever and an idle server would spin at a full core.
+    h = harness
+    auth = await h.organizer()
+    ga = await h.ga_event(auth)
+    await h.state.relay.drain()
+    await h.state.stream_relay.drain()
+    woken: list[int] = []
+    h.state.db.commit_listeners.append(lambda: woken.append(1))
+    runs = {"live": 0, "stream": 0}
+    live_once, stream_once = h.state.relay.run_once, h.state.stream_relay.run_once
+
+    async def live() -> int | None:
+        runs["live"] += 1
+        return await live_once()
+
+    async def stream() -> int | None:
+        runs["stream"] += 1
+        return await stream_once()
+
+    h.state.relay.run_once = live  # type: ignore[method-assign]
+    h.state.stream_relay.run_once = stream  # type: ignore[method-assign]
+
+    async with h.state.db.write() as conn:  # a write without domain events
+        await conn.execute(sa.text("SELECT 1"))
+    assert woken == []
+    r = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
+    assert r.status_code == 201
+    assert woken == [1]  # the hold's batch, and not the relays' own marking commits after it
+    waiting = "SELECT count(*) FROM outbox WHERE published_at IS NULL OR streamed_at IS NULL"
+    for _ in range(100):
+        if await h.scalar(waiting) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await h.scalar(waiting) == 0
+    settled = dict(runs)
+    await asyncio.sleep(0.5)  # idle: below the relays' 1 s idle timer, nothing may run
+    assert runs == settled, (settled, runs)
+    assert woken == [1]

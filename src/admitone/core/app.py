@@ -6,11 +6,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from admitone import __version__
 from admitone.analytics import api as analytics_api
@@ -113,6 +115,32 @@ class Health(BaseModel):
 
 def _operation_id(route: APIRoute) -> str:
     return route.name
+
+
+class AdmitoneApp(FastAPI):
+    """FastAPI, with the two hot paths served ahead of the framework's own middleware.
+
+    Well-formed hold requests (``inventory/fastpath.py``) and live seat-map WebSockets
+    (``live/api.py``) are answered before FastAPI's and Starlette's layers (error and telemetry
+    wrappers, body limits, routing), which cost more per request than the work behind a hold, and keep a
+    frame per layer alive for as long as a WebSocket stays open. Each fast path checks its own input and
+    passes everything it does not serve on to the full app, which answers as usual.
+    """
+
+    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hold_fast_path = HoldFastPath(self._framework, self, limit=max_body_bytes)
+        self._hot: ASGIApp = live_api.LiveSocketFastPath(self.hold_fast_path)
+
+    async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await self._hot(scope, receive, send)
 
 
 def create_app(
@@ -255,7 +283,8 @@ def create_app(
             await client.aclose()
             await db.dispose()
 
-    app = FastAPI(
+    app = AdmitoneApp(
+        max_body_bytes=settings.max_body_bytes,
         title="admitone",
         version=__version__,
         description=DESCRIPTION,
@@ -268,11 +297,6 @@ def create_app(
     install_error_handlers(app)
     describe_parameters(app)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    # Outermost: serves well-formed hold requests without the framework's per-request work (the hot path);
-    # everything else, including invalid hold requests, goes on to the routes below.
-    app.add_middleware(HoldFastPath, limit=settings.max_body_bytes)
-    # Live seat-map WebSockets go straight to their handler (less memory per connection: live/api.py).
-    app.add_middleware(live_api.LiveSocketFastPath)
 
     api = APIRouter(prefix="/api/v1")
     # Routes are matched in order; the hot path (holds, availability) comes first.

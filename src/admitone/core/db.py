@@ -9,7 +9,7 @@ write is in progress). On PostgreSQL both sides share one pool.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +29,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = sa.MetaData(naming_convention=NAMING)
+
+
+# Set in a connection's ``info`` by a transaction that wrote to the outbox (``outbox/repository.py``).
+OUTBOX_WRITTEN = "admitone.outbox_written"
 
 
 def _json_dumps(value: Any) -> str:
@@ -59,13 +63,44 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+def _unnested(column: sa.Column[Any], values: list[Any]) -> sa.ColumnElement[Any]:
+    """``unnest`` of one array parameter holding a column's values, typed like the column."""
+    if isinstance(column.type, sa.JSON):
+        # Sent as text and cast back: one text[] parameter instead of a json[] codec.
+        texts = [_json_dumps(v) for v in values]
+        array = sa.cast(sa.bindparam(None, texts, type_=postgresql.ARRAY(sa.Text)), postgresql.ARRAY(sa.Text))
+        return sa.cast(sa.func.unnest(array), column.type)
+    array_type = postgresql.ARRAY(column.type)
+    return sa.func.unnest(sa.cast(sa.bindparam(None, values, type_=array_type), array_type))
+
+
+async def insert_many(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Inserts ``rows`` (dicts with the same keys) in the caller's transaction.
+
+    On PostgreSQL this is one ``INSERT ... SELECT unnest($1), unnest($2), ...`` with one array parameter
+    per column. The driver's executemany would run the statement once per row: at a few hundred rows per
+    hold batch that cost the server most of the batch's time (``docs/benchmarks.md``). SQLite, whose
+    statements run in-process, keeps executemany.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql" or len(rows) == 1:
+        await conn.execute(sa.insert(table), list(rows))
+        return
+    names = list(rows[0])
+    columns = [_unnested(table.c[name], [row[name] for row in rows]) for name in names]
+    await conn.execute(sa.insert(table).from_select(names, sa.select(*columns)))
+
+
 class Database:
     """Owns the engines of one process; built in the app lifespan and closed with it."""
 
     def __init__(self, settings: Settings) -> None:
         self.url = settings.resolved_database_url
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
-        # Called after every committed write (the outbox relay wakes up on it).
+        # Called after every committed write that added domain events to the outbox (the outbox relays
+        # wake up on it). Writes without new events, such as a relay marking its batch, call none: two
+        # relays would otherwise wake each other forever.
         self.commit_listeners: list[Callable[[], None]] = []
         if self.dialect == "sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -114,9 +149,12 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One unit of work: commits when the block ends, rolls back when it raises."""
         async with self.write_engine.begin() as conn:
+            conn.info.pop(OUTBOX_WRITTEN, None)
             yield conn
-        for listener in self.commit_listeners:
-            listener()
+            added = conn.info.pop(OUTBOX_WRITTEN, False)
+        if added:
+            for listener in self.commit_listeners:
+                listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -98,6 +98,18 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """The 500 for an error nobody expected, logged with its traceback."""
+    log.exception("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem(
+        500,
+        "internal-error",
+        "Internal server error",
+        "Something failed on our side; the request had no effect unless its response says so.",
+        path,
+    )
+
+
 def _json_safe(errors: Any) -> Any:
     """Pydantic error details may hold exceptions or bytes in ``ctx``/``input``; keep them printable."""
     if isinstance(errors, dict):
@@ -161,14 +173,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(
-            500,
-            "internal-error",
-            "Internal server error",
-            "Something failed on our side; the request had no effect unless its response says so.",
-            request.url.path,
-        )
+        return internal_error(request.method, request.url.path, exc)
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from admitone.core.errors import DomainError, problem
+from admitone.core.errors import DomainError, internal_error, problem
 from admitone.core.idempotency import IdempotencyKey, fingerprint
 from admitone.core.schemas import INT32_MAX
 from admitone.inventory.schemas import HoldCreate
@@ -38,10 +38,14 @@ _CREATED_HEADERS = (b"content-type", b"application/json")
 
 
 class HoldFastPath:
-    """Serves well-formed hold requests directly; passes every other request to ``app`` unchanged."""
+    """Serves well-formed hold requests directly; passes every other request to ``app`` unchanged.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``owner`` is the application whose ``state.admitone`` holds the engine (built by its lifespan).
+    """
+
+    def __init__(self, app: ASGIApp, owner: Any, limit: int) -> None:
         self.app = app
+        self.owner = owner
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,13 +100,16 @@ class HoldFastPath:
         key = None
         if raw_key is not None:
             key = IdempotencyKey(f"hold:{event_id}", raw_key.decode("ascii"), fingerprint(request))
-        state: Any = scope["app"].state.admitone
+        state: Any = self.owner.state.admitone
         try:
             result = await state.engine.hold(event_id, request, key)
         except DomainError as exc:
             await problem(exc.status, exc.slug, exc.title, exc.detail, path, **exc.extra)(
                 scope, receive, send
             )
+            return
+        except Exception as exc:  # served ahead of the framework: render its 500 here
+            await internal_error("POST", path, exc)(scope, receive, send)
             return
         if isinstance(result, bytes):
             await send(

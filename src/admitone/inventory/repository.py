@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from admitone.core.db import insert_many
 from admitone.events.models import events, quotas, seats, sections, ticket_type_quotas, ticket_types
 from admitone.inventory.allocation import (
     EventInfo,
@@ -125,8 +126,9 @@ async def claimed_seats(
 
 
 async def insert_holds(conn: AsyncConnection, drafts: Sequence[HoldDraft]) -> None:
-    await conn.execute(
-        sa.insert(holds),
+    await insert_many(
+        conn,
+        holds,
         [
             {
                 "id": d.id,
@@ -140,8 +142,9 @@ async def insert_holds(conn: AsyncConnection, drafts: Sequence[HoldDraft]) -> No
             for d in drafts
         ],
     )
-    await conn.execute(
-        sa.insert(hold_lines),
+    await insert_many(
+        conn,
+        hold_lines,
         [
             {
                 "hold_id": d.id,
@@ -167,7 +170,7 @@ async def insert_holds(conn: AsyncConnection, drafts: Sequence[HoldDraft]) -> No
         if line.seat is not None
     ]
     if claims:
-        await conn.execute(sa.insert(seat_claims), claims)
+        await insert_many(conn, seat_claims, claims)
 
 
 async def add_to_quotas(conn: AsyncConnection, column: str, deltas: Counter[int]) -> None:

@@ -94,10 +94,11 @@ router.routes.append(WebSocketRoute("/events/{event_id}/live", live_socket, name
 
 
 class LiveSocketFastPath:
-    """Pure ASGI middleware, outermost: hands ``/api/v1/events/{id}/live`` WebSockets to ``live_socket``
-    without the rest of the stack. A connection's task stays suspended for as long as the client is
-    connected, and every frame of the stack below it stays allocated with it; going around the routing
-    and exception layers saves memory per connection. Everything else goes on unchanged.
+    """Pure ASGI layer ahead of the framework (``AdmitoneApp`` in ``core/app.py``): hands
+    ``/api/v1/events/{id}/live`` WebSockets to ``live_socket`` without the rest of the stack. A
+    connection's task stays suspended for as long as the client is connected, and every frame of the stack
+    below it stays allocated with it; going around the framework's middleware, routing and exception layers
+    saves memory per connection. Everything else goes on unchanged.
     """
 
     PREFIX = "/api/v1/events/"

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admitone.core.db import utcnow
+from admitone.core.db import OUTBOX_WRITTEN, insert_many, utcnow
 from admitone.core.errors import NotFound
 from admitone.events.models import event_streams
 from admitone.outbox.contracts import DomainEvent
@@ -74,7 +74,8 @@ class EventStream:
                 }
             )
         self.last_seq = seq
-        await self.conn.execute(sa.insert(outbox), rows)
+        await insert_many(self.conn, outbox, rows)
+        self.conn.info[OUTBOX_WRITTEN] = True  # the relays are woken when this transaction commits
         await self.conn.execute(
             sa.update(event_streams)
             .where(event_streams.c.event_id == self.event_id)
