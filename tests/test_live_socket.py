@@ -13,9 +13,10 @@ import pytest
 import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from admitone.core.settings import Settings
-from admitone.live.hub import CLOSE_TOO_SLOW, SocketSubscriber
+from admitone.live.hub import CLOSE_TOO_SLOW, SocketSubscriber, text_frame
 from tests.conftest import running
 from tests.harness import Harness, small_venue
 from tests.test_multiprocess import free_port
@@ -95,11 +96,15 @@ async def test_changes_reach_every_socket_without_a_task_per_socket(
         # Every subscriber is idle (no send in progress) and owns no task.
         assert all(s.backlog is None and s.task is None for s in sockets_of(h, ev.event_id))
 
+        # uvicorn's websockets-sansio connections get the flush's one frame written to their transport.
+        assert all(s.direct is not None for s in sockets_of(h, ev.event_id))
+        direct_before = h.state.hub.direct_writes
         await h.hold(ev.event_id, {"seat_ids": [ev.seat_ids[0]]})
         await h.hold(ev.event_id, {"seat_ids": [ev.seat_ids[1]]})
         await publish(h, ev.event_id)
         # The flush wrote to every socket itself: no send is left in progress, no task was started.
         assert all(s.backlog is None and s.task is None for s in sockets_of(h, ev.event_id))
+        assert h.state.hub.direct_writes - direct_before == 20
         changes = [await recv(ws) for ws in sockets]
         assert {orjson.dumps(c) for c in changes} == {orjson.dumps(changes[0])}, "same message for all"
         assert changes[0]["type"] == "changes" and changes[0]["from_seq"] == snaps[0]["seq"] + 1
@@ -189,3 +194,9 @@ async def test_bad_parameters_unknown_event_and_shutdown(settings: Settings) -> 
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, 15)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65_535, 65_536, 1 << 20])
+def test_text_frame_is_the_frame_websockets_would_send(size: int) -> None:
+    payload = ("é" * size).encode()[:size]
+    assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,9 @@ class Subscriber:
         self.queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(size)
         self.close_code: int | None = None
 
-    def offer(self, seq: int, data: str, message: dict[str, Any] | None = None) -> None:
+    def offer(
+        self, seq: int, data: str, message: dict[str, Any] | None = None, frame: bytes | None = None
+    ) -> None:
         if self.close_code is not None:
             return
         try:
@@ -66,6 +69,52 @@ class Subscriber:
         self.close_code = code
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)
+
+
+_OPEN = 1  # websockets' ``State.OPEN``
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked WebSocket text frame (RFC 6455 5.2): what a server sends."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+def direct_writer(send: AsgiSend) -> Any | None:
+    """uvicorn's ``websockets-sansio`` connection behind an ASGI ``send``, or None for any other server.
+
+    For such a connection the flush writes the frame it built once for all sockets straight to the
+    transport (``SocketSubscriber.offer``), instead of having every connection encode the text, build and
+    serialize its own frame object and join its output: the bytes on the wire are the same. Only the
+    attributes checked here are used, read-only, and a connection in any other state goes through ``send``.
+    """
+    protocol = getattr(send, "__self__", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+        return None
+    conn = getattr(protocol, "conn", None)
+    needed = ("transport", "writable", "close_sent", "disconnected", "handshake_complete")
+    if conn is None or not all(hasattr(protocol, name) for name in needed):
+        return None
+    if not (hasattr(conn, "state") and hasattr(conn, "extensions")):
+        return None
+    return protocol
+
+
+def _direct_ok(protocol: Any) -> bool:
+    """The connection is open, negotiated no extension (compression) and its transport takes data."""
+    return bool(
+        protocol.handshake_complete
+        and not protocol.close_sent
+        and not protocol.disconnected
+        and protocol.writable.is_set()
+        and protocol.conn.state == _OPEN
+        and not protocol.conn.extensions
+        and not protocol.transport.is_closing()
+    )
 
 
 class _Resumed:
@@ -97,24 +146,30 @@ class _Resumed:
 class SocketSubscriber:
     """A WebSocket fed by the flush itself: no queue and no task of its own while it keeps up.
 
-    ``offer`` calls the ASGI ``send`` without awaiting it; the server writes the frame to the socket at
-    once unless the socket's write buffer is full, in which case the send suspends. Then this subscriber
+    On uvicorn's ``websockets-sansio`` connections ``offer`` writes the text frame the flush built once
+    for all sockets straight to the transport (``direct_writer``). Otherwise, and whenever that
+    connection is not open and writable, it calls the ASGI ``send`` without awaiting it; the server writes
+    the frame to the socket at once unless the socket's write buffer is full, in which case the send
+    suspends. Then this subscriber
     is slow: one task finishes that send and the messages arriving meanwhile wait in ``backlog``; past
     ``limit`` of them the socket is closed with 4008 and the client resumes with ``last_seq``.
     """
 
-    __slots__ = ("backlog", "channel", "close_code", "limit", "send", "task")
+    __slots__ = ("backlog", "channel", "close_code", "direct", "limit", "send", "task")
 
     def __init__(self, channel: Channel, send: AsgiSend, limit: int) -> None:
         self.channel = channel
         self.send = send
+        self.direct = direct_writer(send)
         self.limit = limit
         self.close_code: int | None = None
         # Not None while a send is in progress (at first: the snapshot or the missed messages).
         self.backlog: deque[str] | None = deque()
         self.task: asyncio.Task[None] | None = None
 
-    def offer(self, seq: int, data: str, message: dict[str, Any] | None = None) -> None:
+    def offer(
+        self, seq: int, data: str, message: dict[str, Any] | None = None, frame: bytes | None = None
+    ) -> None:
         if self.close_code is not None:
             return
         backlog = self.backlog
@@ -123,6 +178,13 @@ class SocketSubscriber:
                 backlog.append(data)
             else:
                 self.drop(CLOSE_TOO_SLOW)
+            return
+        direct = self.direct
+        if frame is not None and direct is not None and _direct_ok(direct):
+            # The transport buffers what the kernel does not take at once; past its high-water mark it
+            # pauses the connection (``writable`` cleared) and the next message goes through ``send``.
+            direct.transport.write(frame)
+            self.channel.hub.direct_writes += 1
             return
         coro = self.send(message if message is not None else {"type": "websocket.send", "text": data})
         if not isinstance(coro, Coroutine):  # not a coroutine: await it in a task
@@ -377,6 +439,7 @@ class LiveHub:
         self._loads: set[asyncio.Task[None]] = set()
         self.messages = 0
         self.dropped = 0
+        self.direct_writes = 0  # messages written straight to a socket's transport (SocketSubscriber)
 
     def on(self, event_type: str, handler: Handler) -> None:
         self.handlers.setdefault(event_type, []).append(handler)
@@ -433,14 +496,16 @@ class LiveHub:
     def offer_all(self, channel: Channel, seq: int, data: str) -> None:
         """One message to every subscriber of ``channel``; the ASGI message is built once for all."""
         message = {"type": "websocket.send", "text": data}
+        frame = text_frame(data.encode())
         for sub in list(channel.subscribers):
-            sub.offer(seq, data, message)
+            sub.offer(seq, data, message, frame)
 
     async def offer_all_in_slices(self, channel: Channel, seq: int, data: str) -> None:
         """``offer_all``, letting the event loop run other work (hold requests) after every
         ``slice_size`` subscribers: with 10,000 sockets one pass takes a noticeable fraction of a second.
         Subscribers that join meanwhile got a snapshot that already covers this message."""
         message = {"type": "websocket.send", "text": data}
+        frame = text_frame(data.encode())
         subs = list(channel.subscribers)
         step = self.slice_size
         for start in range(0, len(subs), step):
@@ -449,7 +514,7 @@ class LiveHub:
                 if not channel.ready.is_set():
                     return  # reloading: every subscriber gets a fresh snapshot instead
             for sub in subs[start : start + step]:
-                sub.offer(seq, data, message)
+                sub.offer(seq, data, message, frame)
 
     def _spawn_load(self, channel: Channel) -> None:
         task = asyncio.create_task(self._load(channel), name=f"live-load-{channel.event_id}")
