@@ -394,6 +394,7 @@ async def run_one(
     result: dict[str, Any] = {
         "clients": n,
         "compression": compression,
+        "client": args.client,
         "server_pid": server.pid,
         "machine_busy_before_cores": round(idle_busy, 2),
         "waited_for_quiet_s": round(waited),
@@ -450,6 +451,8 @@ async def run_one(
                 str(args.batch),
                 "--compression",
                 compression,
+                "--client",
+                args.client,
                 "--out",
                 str(work / f"client-{label}-{i}.npz"),
                 "--max-seconds",
@@ -1083,6 +1086,12 @@ def main() -> None:
     parser.add_argument("--hold-rate", type=float, default=1000)
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument(
+        "--client",
+        choices=("websockets", "raw"),
+        default="websockets",
+        help="load clients: the websockets library, or a minimal frame reader (compression none only)",
+    )
     parser.add_argument("--compression", type=lambda s: s.split(","), default=["deflate", "none"])
     parser.add_argument(
         "--batch", type=int, default=100, help="connections opened at once per client process"
