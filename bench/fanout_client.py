@@ -187,6 +187,11 @@ async def run(args: argparse.Namespace) -> None:
 
     url = urlsplit(args.url)
 
+    def connect_failed(exc: Exception, ready: asyncio.Future[bool]) -> None:
+        errors[f"connect:{type(exc).__name__}"] += 1
+        if not ready.done():
+            ready.set_result(False)
+
     async def one_raw(index: int, ready: asyncio.Future[bool]) -> None:
         nonlocal open_now
         loop = asyncio.get_running_loop()
@@ -199,9 +204,7 @@ async def run(args: argparse.Namespace) -> None:
                 60,
             )
         except Exception as exc:
-            errors[f"connect:{type(exc).__name__}"] += 1
-            if not ready.done():
-                ready.set_result(False)
+            connect_failed(exc, ready)
             return
         open_now += 1
         try:
@@ -231,9 +234,7 @@ async def run(args: argparse.Namespace) -> None:
                 close_timeout=1,
             )
         except Exception as exc:
-            errors[f"connect:{type(exc).__name__}"] += 1
-            if not ready.done():
-                ready.set_result(False)
+            connect_failed(exc, ready)
             return
         open_now += 1
         try:

@@ -30,21 +30,8 @@ async def test_insert_many_stores_every_row_and_type(harness: Harness) -> None:
     async with h.state.db.write() as conn:
         await insert_many(conn, outbox, rows)
         await insert_many(conn, outbox, [])  # nothing to do
+    columns = [outbox.c[name] for name in rows[0]]
     async with h.state.db.read() as conn:
-        stored = (
-            await conn.execute(
-                sa.select(
-                    outbox.c.event_uuid,
-                    outbox.c.type,
-                    outbox.c.version,
-                    outbox.c.aggregate_type,
-                    outbox.c.aggregate_id,
-                    outbox.c.sequence,
-                    outbox.c.occurred_at,
-                    outbox.c.payload,
-                )
-                .where(outbox.c.aggregate_type == "test")
-                .order_by(outbox.c.sequence)
-            )
-        ).all()
+        query = sa.select(*columns).where(outbox.c.aggregate_type == "test").order_by(outbox.c.sequence)
+        stored = (await conn.execute(query)).all()
     assert [dict(r._mapping) for r in stored] == rows

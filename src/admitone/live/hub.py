@@ -150,9 +150,9 @@ class SocketSubscriber:
     for all sockets straight to the transport (``direct_writer``). Otherwise, and whenever that
     connection is not open and writable, it calls the ASGI ``send`` without awaiting it; the server writes
     the frame to the socket at once unless the socket's write buffer is full, in which case the send
-    suspends. Then this subscriber
-    is slow: one task finishes that send and the messages arriving meanwhile wait in ``backlog``; past
-    ``limit`` of them the socket is closed with 4008 and the client resumes with ``last_seq``.
+    suspends. Then this subscriber is slow: one task finishes that send and the messages arriving
+    meanwhile wait in ``backlog``; past ``limit`` of them the socket is closed with 4008 and the client
+    resumes with ``last_seq``.
     """
 
     __slots__ = ("backlog", "channel", "close_code", "direct", "limit", "send", "task")
