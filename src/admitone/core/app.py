@@ -129,7 +129,7 @@ class AdmitoneApp(FastAPI):
 
     def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.hold_fast_path = HoldFastPath(self._framework, self, limit=max_body_bytes)
+        self.hold_fast_path = HoldFastPath(self._framework, limit=max_body_bytes)
         self._hot: ASGIApp = live_api.LiveSocketFastPath(self.hold_fast_path)
 
     async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:

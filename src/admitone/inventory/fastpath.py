@@ -38,14 +38,10 @@ _CREATED_HEADERS = (b"content-type", b"application/json")
 
 
 class HoldFastPath:
-    """Serves well-formed hold requests directly; passes every other request to ``app`` unchanged.
+    """Serves well-formed hold requests directly; passes every other request to ``app`` unchanged."""
 
-    ``owner`` is the application whose ``state.admitone`` holds the engine (built by its lifespan).
-    """
-
-    def __init__(self, app: ASGIApp, owner: Any, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
-        self.owner = owner
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,7 +96,7 @@ class HoldFastPath:
         key = None
         if raw_key is not None:
             key = IdempotencyKey(f"hold:{event_id}", raw_key.decode("ascii"), fingerprint(request))
-        state: Any = self.owner.state.admitone
+        state: Any = scope["app"].state.admitone
         try:
             result = await state.engine.hold(event_id, request, key)
         except DomainError as exc:

@@ -17,7 +17,7 @@ from admitone.core.deps import StateDep
 from admitone.core.errors import NotFound, problems
 from admitone.core.params import IdPath
 from admitone.core.schemas import INT32_MAX
-from admitone.live.hub import CLOSE_NOT_FOUND, CLOSE_TOO_SLOW, LiveHub
+from admitone.live.hub import CLOSE_NOT_FOUND, CLOSE_TOO_SLOW, LiveHub, sansio_protocol
 
 router = APIRouter(tags=["Live"])
 
@@ -42,10 +42,8 @@ def _release_handshake(scope: Scope, send: Send) -> None:
     live connection (docs/benchmarks.md). Only uvicorn's ``websockets-sansio`` protocol is touched, and
     only attributes it reads during the handshake; any other server is left alone."""
     scope["headers"] = []
-    protocol = getattr(send, "__self__", None)
-    if type(protocol).__name__ == "WebSocketsSansIOProtocol" and getattr(
-        protocol, "handshake_complete", False
-    ):
+    protocol = sansio_protocol(send)
+    if protocol is not None and getattr(protocol, "handshake_complete", False):
         for name in ("request", "response"):
             if hasattr(protocol, name):
                 setattr(protocol, name, None)

@@ -84,6 +84,12 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
+def sansio_protocol(send: Any) -> Any | None:
+    """The uvicorn ``websockets-sansio`` connection whose ASGI ``send`` this is, or None."""
+    protocol = getattr(send, "__self__", None)
+    return protocol if type(protocol).__name__ == "WebSocketsSansIOProtocol" else None
+
+
 def direct_writer(send: AsgiSend) -> Any | None:
     """uvicorn's ``websockets-sansio`` connection behind an ASGI ``send``, or None for any other server.
 
@@ -92,8 +98,8 @@ def direct_writer(send: AsgiSend) -> Any | None:
     serialize its own frame object and join its output: the bytes on the wire are the same. Only the
     attributes checked here are used, read-only, and a connection in any other state goes through ``send``.
     """
-    protocol = getattr(send, "__self__", None)
-    if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+    protocol = sansio_protocol(send)
+    if protocol is None:
         return None
     conn = getattr(protocol, "conn", None)
     needed = ("transport", "writable", "close_sent", "disconnected", "handshake_complete")
