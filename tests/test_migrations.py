@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +24,7 @@ import admitone.webhooks.models  # noqa: F401  (the same modules as migrations/e
 from admitone.core.db import Database, metadata
 from admitone.core.migrate import migrate
 from admitone.core.settings import Settings
-from tests.conftest import in_thread
+from tests.conftest import SECRET, in_thread
 
 
 def _differences(connection: sa.Connection) -> list[Any]:
@@ -57,3 +60,45 @@ def migrate_to(settings: Settings, revision: str) -> None:
     from admitone.core.migrate import alembic_config
 
     command.downgrade(alembic_config(settings.resolved_database_url), revision)
+
+
+def test_migrated_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
+    """The file leaves ``migrate`` in WAL mode, so that a server's first connections need not switch it
+    (several new connections switching at once got "database is locked" without waiting)."""
+    settings = Settings(data_dir=tmp_path, secret_key=SECRET)
+    migrate(settings)
+    conn = sqlite3.connect(tmp_path / "admitone.db")
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+async def test_many_first_connections_at_once_on_a_file_not_in_wal_mode(tmp_path: Path) -> None:
+    """A file from elsewhere (a copy, an older admitone) may still use a rollback journal: the writer
+    switches it while readers open beside it, and nobody fails."""
+    settings = Settings(data_dir=tmp_path, secret_key=SECRET)
+    in_thread(migrate, settings)
+    plain = sqlite3.connect(tmp_path / "admitone.db")
+    assert plain.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
+    plain.close()
+    db = Database(settings)
+    try:
+
+        async def write(n: int) -> None:
+            async with db.write() as conn:
+                await conn.execute(sa.text("SELECT :n"), {"n": n})
+
+        async def read(n: int) -> int:
+            async with db.read() as conn:
+                return int((await conn.execute(sa.text("SELECT :n"), {"n": n})).scalar_one())
+
+        results = await asyncio.gather(*(read(n) for n in range(8)), *(write(n) for n in range(8)))
+        assert results[:8] == list(range(8))
+    finally:
+        await db.dispose()
+    plain = sqlite3.connect(tmp_path / "admitone.db")
+    try:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        plain.close()

@@ -26,7 +26,10 @@ from admitone.webhooks.sender import WebhookConsumer, WebhookSender
 from tests.harness import Harness
 
 BASE_MS = 200
-TIMEOUT_S = 0.5
+# A receiver on this machine answers in milliseconds; the generous limit keeps a loaded machine from turning a
+# slow answer into a retry. The test of a receiver that never answers uses the short one.
+TIMEOUT_S = 10.0
+HANG_TIMEOUT_S = 1.5
 MAX_ATTEMPTS = 4
 WEBHOOKS = "/api/v1/organizer/webhooks"
 
@@ -111,7 +114,7 @@ class Receiver:
                 self.requests.append(Received(time.monotonic(), headers, body, action))
                 self._arrived.set()
                 if action == "hang":
-                    await asyncio.sleep(TIMEOUT_S * 4)
+                    await asyncio.sleep(HANG_TIMEOUT_S * 4)
                     return
                 writer.write(
                     f"HTTP/1.1 {action} X\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok".encode()
@@ -363,6 +366,7 @@ async def test_retries_until_acknowledged_with_growing_backoff(harness: Harness,
     # Take every wait at the top of its jitter window, so that the schedule can be measured.
     assert h.state.webhooks is not None
     h.state.webhooks.jitter = lambda window: window
+    h.state.webhooks.timeout = HANG_TIMEOUT_S
     auth = await h.organizer()
     endpoint = await register(h, auth, receiver.url, ["order.paid"])
     receiver.plan = [500, "hang", 503]
@@ -382,7 +386,7 @@ async def test_retries_until_acknowledged_with_growing_backoff(harness: Harness,
     assert [a["status_code"] for a in log] == [500, None, 503, 200]
     assert [a["succeeded"] for a in log] == [False, False, False, True]
     assert "500" in log[0]["error"] and "no answer" in log[1]["error"] and log[3]["error"] is None
-    assert log[1]["duration_ms"] >= TIMEOUT_S * 1000 * 0.9
+    assert log[1]["duration_ms"] >= HANG_TIMEOUT_S * 1000 * 0.9
     assert delivery["attempts"] == 4 and delivery["delivered_at"] is not None
 
     # The wait after each failed attempt (from its end to the next start) doubles: 200, 400, 800 ms.

@@ -133,10 +133,16 @@ class Database:
             # Let SQLAlchemy, not the driver, decide where transactions begin.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            # WAL is a property of the file (``migrate`` sets it). Switching needs an exclusive lock that
+            # SQLite does not wait for when another new connection is switching at the same moment, so
+            # only the writer switches, and only a file that is not in WAL yet.
+            cursor.execute("PRAGMA journal_mode")
+            (mode,) = cursor.fetchone()
+            if writer and str(mode).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from admitone.core.settings import Settings
 
@@ -24,3 +26,16 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings.resolved_database_url), revision)
+    if settings.is_sqlite:
+        database = make_url(settings.resolved_database_url).database
+        if database and database != ":memory:":
+            _use_wal(Path(database))
+
+
+def _use_wal(path: Path) -> None:
+    """Puts the file in WAL mode once, before any server opens it (the mode is stored in the file)."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
