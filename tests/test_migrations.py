@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -62,16 +63,19 @@ def migrate_to(settings: Settings, revision: str) -> None:
     command.downgrade(alembic_config(settings.resolved_database_url), revision)
 
 
+def _journal_mode(path: Path, switch_to: str | None = None) -> Any:
+    """The file's journal mode as SQLite reports it, after switching it to ``switch_to`` if given."""
+    pragma = f"PRAGMA journal_mode={switch_to}" if switch_to else "PRAGMA journal_mode"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(pragma).fetchone()
+
+
 def test_migrated_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
     """The file leaves ``migrate`` in WAL mode, so that a server's first connections need not switch it
     (several new connections switching at once got "database is locked" without waiting)."""
     settings = Settings(data_dir=tmp_path, secret_key=SECRET)
     migrate(settings)
-    conn = sqlite3.connect(tmp_path / "admitone.db")
-    try:
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    finally:
-        conn.close()
+    assert _journal_mode(tmp_path / "admitone.db") == ("wal",)
 
 
 async def test_many_first_connections_at_once_on_a_file_not_in_wal_mode(tmp_path: Path) -> None:
@@ -79,9 +83,7 @@ async def test_many_first_connections_at_once_on_a_file_not_in_wal_mode(tmp_path
     switches it while readers open beside it, and nobody fails."""
     settings = Settings(data_dir=tmp_path, secret_key=SECRET)
     in_thread(migrate, settings)
-    plain = sqlite3.connect(tmp_path / "admitone.db")
-    assert plain.execute("PRAGMA journal_mode=DELETE").fetchone() == ("delete",)
-    plain.close()
+    assert _journal_mode(tmp_path / "admitone.db", "DELETE") == ("delete",)
     db = Database(settings)
     try:
 
@@ -97,8 +99,4 @@ async def test_many_first_connections_at_once_on_a_file_not_in_wal_mode(tmp_path
         assert results[:8] == list(range(8))
     finally:
         await db.dispose()
-    plain = sqlite3.connect(tmp_path / "admitone.db")
-    try:
-        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    finally:
-        plain.close()
+    assert _journal_mode(tmp_path / "admitone.db") == ("wal",)

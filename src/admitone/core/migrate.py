@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -34,8 +35,5 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
 def _use_wal(path: Path) -> None:
     """Puts the file in WAL mode once, before any server opens it (the mode is stored in the file)."""
-    conn = sqlite3.connect(path, timeout=30)
-    try:
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
-    finally:
-        conn.close()
