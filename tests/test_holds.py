@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from tests.harness import Harness, small_venue
 
@@ -170,6 +171,46 @@ async def test_sales_window_and_status_are_enforced(harness: Harness) -> None:
         f"/api/v1/organizer/events/{ga.event_id}", json={"status": "on_sale"}, headers=org
     )
     assert back.status_code == 409
+
+
+async def test_hold_writer_sees_configuration_changes_at_once(harness: Harness) -> None:
+    # The event's writer caches the event and its ticket types between batches; every change to them
+    # must reach the very next hold.
+    h = harness
+    org = await h.organizer()
+    ga = await h.ga_event(org, capacity=20, price=1000)
+    one = {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]}
+    assert (await h.hold(ga.event_id, one)).status_code == 201
+    version = await h.scalar("SELECT config_version FROM event_streams WHERE event_id = :e", e=ga.event_id)
+
+    vip = await h.ok(
+        "POST",
+        f"/api/v1/organizer/events/{ga.event_id}/ticket-types",
+        201,
+        headers=org,
+        json={"name": "VIP", "kind": "admission", "price_minor": 9900, "quota_ids": [ga.quota_id]},
+    )
+    r = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": vip["id"], "quantity": 2}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["total_minor"] == 19800 and r.json()["lines"][0]["ticket_type"] == "VIP"
+
+    later = (h.clock.now().replace(microsecond=0)).isoformat()
+    await h.ok(
+        "PATCH", f"/api/v1/organizer/events/{ga.event_id}", json={"sales_close_at": later}, headers=org
+    )
+    r = await h.hold(ga.event_id, one)
+    assert r.status_code == 409 and "closed" in r.json()["detail"]
+    reopened = (h.clock.now().replace(microsecond=0) + dt.timedelta(days=1)).isoformat()
+    await h.ok(
+        "PATCH", f"/api/v1/organizer/events/{ga.event_id}", json={"sales_close_at": reopened}, headers=org
+    )
+    assert (await h.hold(ga.event_id, one)).status_code == 201
+    await h.ok("PATCH", f"/api/v1/organizer/events/{ga.event_id}", json={"status": "cancelled"}, headers=org)
+    r = await h.hold(ga.event_id, one)
+    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+    after = await h.scalar("SELECT config_version FROM event_streams WHERE event_id = :e", e=ga.event_id)
+    assert after > version
+    await h.check_invariants(ga.event_id)
 
 
 async def test_outbox_sequence_is_gap_free_per_event(harness: Harness) -> None:

@@ -1,13 +1,19 @@
-"""``insert_many`` writes exactly what executemany would, on both databases."""
+"""``insert_many`` writes exactly what executemany would, on both databases; a batch of holds written as
+one statement on PostgreSQL is all or nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
+import pytest
 import sqlalchemy as sa
 
 from admitone.core.db import insert_many
+from admitone.inventory.allocation import DraftLine, HoldDraft, TicketTypeInfo
+from admitone.inventory.repository import InventoryConflict, place_holds_together
 from admitone.outbox.models import outbox
+from admitone.outbox.repository import EventStream
 from tests.harness import Harness
 
 
@@ -35,3 +41,46 @@ async def test_insert_many_stores_every_row_and_type(harness: Harness) -> None:
         query = sa.select(*columns).where(outbox.c.aggregate_type == "test").order_by(outbox.c.sequence)
         stored = (await conn.execute(query)).all()
     assert [dict(r._mapping) for r in stored] == rows
+
+
+async def test_holds_placed_together_are_all_or_nothing(harness: Harness) -> None:
+    # PostgreSQL sends a batch's holds, lines, quota counters and outbox rows as one statement; when the
+    # conditional counter update refuses, the whole transaction must leave nothing behind.
+    h = harness
+    if h.state.db.dialect != "postgresql":
+        pytest.skip("one-statement batches are the PostgreSQL path; SQLite runs the statements one by one")
+    org = await h.organizer()
+    ga = await h.ga_event(org, capacity=3)
+    now = h.clock.now()
+    tt = TicketTypeInfo(ga.ticket_type_id, "Standing", "admission", None, 2500, "EUR", 1, 10, (ga.quota_id,))
+
+    def draft(n: int) -> HoldDraft:
+        return HoldDraft(f"hold_together_{n}", ga.event_id, [DraftLine(tt, None, 1)], 2500, "EUR", now, now)
+
+    async def place(count: int) -> None:
+        async with h.state.db.write() as conn:
+            stream = await EventStream.lock(conn, ga.event_id)
+            for n in range(count):
+                stream.emit_payload("test.placed", 1, {"n": n})
+            await place_holds_together(
+                conn,
+                [draft(n) for n in range(count)],
+                Counter({ga.quota_id: count}),
+                stream.flush_statements(),
+            )
+
+    with pytest.raises(InventoryConflict):
+        await place(4)  # capacity is 3
+    assert await h.scalar("SELECT held FROM quotas WHERE id = :q", q=ga.quota_id) == 0
+    assert await h.scalar("SELECT count(*) FROM holds WHERE event_id = :e", e=ga.event_id) == 0
+    assert await h.scalar("SELECT count(*) FROM hold_lines WHERE hold_id LIKE 'hold_together_%'") == 0
+    assert await h.scalar("SELECT count(*) FROM outbox WHERE type = 'test.placed'") == 0
+    last = await h.scalar("SELECT last_seq FROM event_streams WHERE event_id = :e", e=ga.event_id)
+
+    await place(3)
+    assert await h.scalar("SELECT held FROM quotas WHERE id = :q", q=ga.quota_id) == 3
+    assert await h.scalar("SELECT count(*) FROM holds WHERE event_id = :e", e=ga.event_id) == 3
+    assert await h.scalar("SELECT count(*) FROM hold_lines WHERE hold_id LIKE 'hold_together_%'") == 3
+    seqs = [r[0] for r in await h.rows("SELECT sequence FROM outbox WHERE type = 'test.placed' ORDER BY 1")]
+    assert seqs == [last + 1, last + 2, last + 3]
+    assert await h.scalar("SELECT last_seq FROM event_streams WHERE event_id = :e", e=ga.event_id) == last + 3

@@ -87,9 +87,42 @@ async def insert_many(conn: AsyncConnection, table: sa.Table, rows: Sequence[Map
     if conn.dialect.name != "postgresql" or len(rows) == 1:
         await conn.execute(sa.insert(table), list(rows))
         return
+    await conn.execute(insert_many_statement(table, rows))
+
+
+def insert_many_statement(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> sa.Insert:
+    """PostgreSQL: ``rows`` as one ``INSERT ... SELECT unnest(...)`` statement (see :func:`insert_many`)."""
     names = list(rows[0])
     columns = [_unnested(table.c[name], [row[name] for row in rows]) for name in names]
-    await conn.execute(sa.insert(table).from_select(names, sa.select(*columns)))
+    return sa.insert(table).from_select(names, sa.select(*columns))
+
+
+def unnested_values(name: str, **columns: tuple[sa.types.TypeEngine[Any], list[Any]]) -> sa.Subquery:
+    """PostgreSQL: a derived table of parallel arrays, one bound parameter per column."""
+    selected = []
+    for column, (type_, values) in columns.items():
+        array_type = postgresql.ARRAY(type_)
+        array = sa.cast(sa.bindparam(None, values, type_=array_type), array_type)
+        selected.append(sa.func.unnest(array).label(column))
+    return sa.select(*selected).subquery(name)
+
+
+async def execute_together(
+    conn: AsyncConnection, writes: Sequence[sa.UpdateBase], final: sa.Select[Any]
+) -> sa.Result[Any]:
+    """PostgreSQL: runs ``writes`` and ``final`` as one statement, one round trip to the server.
+
+    The writes become data-modifying ``WITH`` clauses of ``final``, which may select from them (their
+    ``RETURNING`` columns) to check what they did. PostgreSQL runs them all on one snapshot, so a write
+    cannot see another's rows; constraints, foreign keys included, are checked on the statement's result.
+    Under load every round trip waits for the event loop, so a batch that holds a lock sends as few as it
+    can (``docs/benchmarks.md``).
+    """
+    statement = final
+    for index, write in enumerate(writes):
+        statement = statement.add_cte(write.cte(f"w{index}"))
+    result: sa.Result[Any] = await conn.execute(statement)
+    return result
 
 
 class Database:

@@ -65,6 +65,9 @@ event_streams = sa.Table(
     metadata,
     sa.Column("event_id", sa.Integer, sa.ForeignKey("events.id"), primary_key=True),
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # Bumped by every change to the event's row, its ticket types or their quota links, in the changing
+    # transaction: hold writers cache that configuration and reload it when the number moves.
+    sa.Column("config_version", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 quotas = sa.Table(

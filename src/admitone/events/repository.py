@@ -132,6 +132,17 @@ async def get_event(conn: AsyncConnection, event_id: int) -> sa.Row[Any] | None:
 
 async def update_event(conn: AsyncConnection, event_id: int, values: dict[str, Any]) -> None:
     await conn.execute(sa.update(events).where(events.c.id == event_id).values(values))
+    await config_changed(conn, event_id)
+
+
+async def config_changed(conn: AsyncConnection, event_id: int) -> None:
+    """The event, its ticket types or their quota links changed in this transaction: hold writers that
+    cached them (``inventory/engine.py``) reload them on their next batch."""
+    await conn.execute(
+        sa.update(event_streams)
+        .where(event_streams.c.event_id == event_id)
+        .values(config_version=event_streams.c.config_version + 1)
+    )
 
 
 async def list_events(
@@ -187,4 +198,5 @@ async def insert_ticket_type(conn: AsyncConnection, values: dict[str, Any], quot
         await conn.execute(
             sa.insert(ticket_type_quotas), [{"ticket_type_id": tt_id, "quota_id": q} for q in quota_ids]
         )
+    await config_changed(conn, int(values["event_id"]))
     return tt_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from admitone.core.errors import Conflict, DomainError, IdempotencyMismatch, Not
 from admitone.core.settings import Settings
 from admitone.inventory import repository as repo
 from admitone.inventory import service
-from admitone.inventory.allocation import Allocator, HoldDraft, VenueLayout
+from admitone.inventory.allocation import Allocator, EventInfo, HoldDraft, TicketTypeInfo, VenueLayout
 from admitone.inventory.schemas import HoldCreate
 from admitone.outbox.contracts import HoldPlaced
 from admitone.outbox.repository import EventStream
@@ -159,6 +160,7 @@ class InventoryEngine:
         self._writers: dict[int, _EventWriter] = {}
         self.closing = False
         self._layouts: dict[int, VenueLayout] = {}
+        self._configs: dict[int, tuple[int, EventInfo, dict[int, TicketTypeInfo]]] = {}
         self.batches = 0
         self.batched_requests = 0
 
@@ -181,6 +183,7 @@ class InventoryEngine:
     def _retire(self, writer: _EventWriter) -> None:
         if self._writers.get(writer.event_id) is writer:
             del self._writers[writer.event_id]
+            self._configs.pop(writer.event_id, None)
 
     async def close(self) -> None:
         self.closing = True
@@ -198,19 +201,31 @@ class InventoryEngine:
             layout = self._layouts[venue_id] = await repo.load_layout(conn, venue_id)
         return layout
 
+    async def _config(self, conn: Any, stream: EventStream) -> tuple[EventInfo, dict[int, TicketTypeInfo]]:
+        """The event and its ticket types, cached while the event's configuration version stays the same
+        (every change to them moves it in the changing transaction, see ``events/repository.py``)."""
+        cached = self._configs.get(stream.event_id)
+        if cached is not None and cached[0] == stream.config_version:
+            return cached[1], cached[2]
+        event = await repo.load_event(conn, stream.event_id)
+        if event is None:
+            raise NotFound(f"Event {stream.event_id} does not exist.")
+        types = await repo.load_ticket_types(conn, stream.event_id)
+        self._configs[stream.event_id] = (stream.config_version, event, types)
+        return event, types
+
     async def _write_batch(
         self, event_id: int, batch: list[_Pending]
     ) -> list[bytes | JSONResponse | DomainError]:
         now = self.clock.now()
         results: list[bytes | JSONResponse | DomainError] = []
         async with self.db.write() as conn:
-            stream = await EventStream.lock(conn, event_id)
-            await service.expire_due(conn, stream, now, SWEEP_PER_BATCH)
-            event = await repo.load_event(conn, event_id)
-            if event is None:
-                raise NotFound(f"Event {event_id} does not exist.")
+            # One statement takes the lock, reads the configuration's version and whether any hold is due.
+            stream = await EventStream.lock(conn, event_id, repo.due_exists(event_id, now))
+            if stream.extra[0]:
+                await service.expire_due(conn, stream, now, SWEEP_PER_BATCH)
+            event, types = await self._config(conn, stream)
             layout = await self._layout(conn, event.venue_id) if event.venue_id is not None else None
-            types = await repo.load_ticket_types(conn, event_id)
             quotas = await repo.load_quotas(conn, event_id)
             wanted: set[int] | None = {s for p in batch for s in p.request.seat_ids}
             if any(p.request.best_available is not None for p in batch):
@@ -252,13 +267,6 @@ class InventoryEngine:
                 results.append(body)
                 payloads.append(placed)
             if drafts:
-                await repo.insert_holds(conn, [d for d, _ in drafts])
-                await repo.add_to_quotas(conn, "held", allocator.quota_delta)
-                for placed in payloads:
-                    stream.emit_payload(HoldPlaced.TYPE, HoldPlaced.VERSION, placed)
-                await service.emit_inventory_changed(
-                    conn, stream, list(allocator.quota_delta), dict.fromkeys(allocator.seats_claimed, "held")
-                )
                 await idem.record_many(
                     conn,
                     [
@@ -267,6 +275,30 @@ class InventoryEngine:
                         if pending.key is not None and isinstance(body, bytes)
                     ],
                 )
+                for placed in payloads:
+                    stream.emit_payload(HoldPlaced.TYPE, HoldPlaced.VERSION, placed)
+                delta = allocator.quota_delta
+                seat_states: dict[int, service.SeatStateName] = dict.fromkeys(allocator.seats_claimed, "held")
+                if self.db.dialect == "postgresql":
+                    # The counters as they will be: read under the lock, plus what this batch adds (the
+                    # statement below refuses the whole batch if the database disagrees).
+                    after = {
+                        q: dataclasses.replace(quotas[q], held=quotas[q].held + n)
+                        for q, n in delta.items()
+                        if q in quotas
+                    }
+                    await service.emit_inventory_changed(
+                        conn, stream, list(delta), seat_states, known={**quotas, **after}
+                    )
+                    await repo.place_holds_together(
+                        conn, [d for d, _ in drafts], delta, stream.flush_statements()
+                    )
+                else:
+                    await repo.insert_holds(conn, [d for d, _ in drafts])
+                    changed = await repo.add_to_quotas(conn, "held", delta)
+                    await service.emit_inventory_changed(
+                        conn, stream, list(delta), seat_states, known={**quotas, **changed}
+                    )
             await stream.flush()
         self.batches += 1
         self.batched_requests += len(batch)

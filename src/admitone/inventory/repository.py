@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admitone.core.db import insert_many
+from admitone.core.db import execute_together, insert_many, insert_many_statement, unnested_values
 from admitone.events.models import events, quotas, seats, sections, ticket_type_quotas, ticket_types
 from admitone.inventory.allocation import (
     EventInfo,
@@ -125,39 +125,34 @@ async def claimed_seats(
     return {r.seat_id: (r.state, r.expires_at) for r in await conn.execute(query)}
 
 
-async def insert_holds(conn: AsyncConnection, drafts: Sequence[HoldDraft]) -> None:
-    await insert_many(
-        conn,
-        holds,
-        [
-            {
-                "id": d.id,
-                "event_id": d.event_id,
-                "status": "active",
-                "created_at": d.created_at,
-                "expires_at": d.expires_at,
-                "total_minor": d.total_minor,
-                "currency": d.currency,
-            }
-            for d in drafts
-        ],
-    )
-    await insert_many(
-        conn,
-        hold_lines,
-        [
-            {
-                "hold_id": d.id,
-                "ticket_type_id": line.ticket_type.id,
-                "seat_id": line.seat.id if line.seat else None,
-                "quantity": line.quantity,
-                "unit_price_minor": line.ticket_type.price_minor,
-            }
-            for d in drafts
-            for line in d.lines
-        ],
-    )
-    claims = [
+def hold_rows(
+    drafts: Sequence[HoldDraft],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of new holds: holds, hold lines, seat claims."""
+    hold_rows = [
+        {
+            "id": d.id,
+            "event_id": d.event_id,
+            "status": "active",
+            "created_at": d.created_at,
+            "expires_at": d.expires_at,
+            "total_minor": d.total_minor,
+            "currency": d.currency,
+        }
+        for d in drafts
+    ]
+    line_rows = [
+        {
+            "hold_id": d.id,
+            "ticket_type_id": line.ticket_type.id,
+            "seat_id": line.seat.id if line.seat else None,
+            "quantity": line.quantity,
+            "unit_price_minor": line.ticket_type.price_minor,
+        }
+        for d in drafts
+        for line in d.lines
+    ]
+    claim_rows = [
         {
             "event_id": d.event_id,
             "seat_id": line.seat.id,
@@ -169,13 +164,64 @@ async def insert_holds(conn: AsyncConnection, drafts: Sequence[HoldDraft]) -> No
         for line in d.lines
         if line.seat is not None
     ]
+    return hold_rows, line_rows, claim_rows
+
+
+async def insert_holds(conn: AsyncConnection, drafts: Sequence[HoldDraft]) -> None:
+    held, lines, claims = hold_rows(drafts)
+    await insert_many(conn, holds, held)
+    await insert_many(conn, hold_lines, lines)
     if claims:
         await insert_many(conn, seat_claims, claims)
 
 
-async def add_to_quotas(conn: AsyncConnection, column: str, deltas: Counter[int]) -> None:
-    """Adds ``deltas`` to the ``held`` or ``sold`` counter, refusing to pass capacity or go below zero."""
+async def place_holds_together(
+    conn: AsyncConnection,
+    drafts: Sequence[HoldDraft],
+    deltas: Counter[int],
+    then: Sequence[sa.UpdateBase],
+) -> None:
+    """PostgreSQL: what ``insert_holds`` and ``add_to_quotas(conn, "held", deltas)`` do, plus ``then``
+    (the batch's outbox rows), in one statement.
+
+    The quota counters take the same conditional update; if one refuses, the statement still ran, so
+    :class:`InventoryConflict` is raised and the caller's transaction rolls everything back.
+    """
+    held, lines, claims = hold_rows(drafts)
+    writes: list[sa.UpdateBase] = [
+        insert_many_statement(holds, held),
+        insert_many_statement(hold_lines, lines),
+    ]
+    if claims:
+        writes.append(insert_many_statement(seat_claims, claims))
+    changes = sorted((q, d) for q, d in deltas.items() if d > 0)
+    given = unnested_values(
+        "delta",
+        quota_id=(quotas.c.id.type, [q for q, _ in changes]),
+        amount=(quotas.c.held.type, [d for _, d in changes]),
+    )
+    counted = (
+        sa.update(quotas)
+        .where(
+            quotas.c.id == given.c.quota_id,
+            quotas.c.held + quotas.c.sold + given.c.amount <= quotas.c.capacity,
+        )
+        .values(held=quotas.c.held + given.c.amount)
+        .returning(quotas.c.id)
+        .cte("counted")
+    )
+    final = sa.select(sa.func.count()).select_from(counted)
+    updated = (await execute_together(conn, [*writes, *then], final)).scalar_one()
+    if updated != len(changes):
+        raise InventoryConflict(f"{len(changes) - updated} of the quotas {[q for q, _ in changes]} refused")
+
+
+async def add_to_quotas(conn: AsyncConnection, column: str, deltas: Counter[int]) -> dict[int, QuotaInfo]:
+    """Adds ``deltas`` to the ``held`` or ``sold`` counter, refusing to pass capacity or go below zero.
+
+    Returns the changed quotas as they are after the change (quotas with a zero delta are left out)."""
     col = quotas.c[column]
+    changed: dict[int, QuotaInfo] = {}
     for quota_id, delta in sorted(deltas.items()):
         if delta == 0:
             continue
@@ -184,8 +230,22 @@ async def add_to_quotas(conn: AsyncConnection, column: str, deltas: Counter[int]
             query = query.where(quotas.c.held + quotas.c.sold + delta <= quotas.c.capacity)
         else:
             query = query.where(col + delta >= 0)
-        if (await conn.execute(query)).rowcount != 1:
+        row = (
+            await conn.execute(
+                query.returning(quotas.c.id, quotas.c.name, quotas.c.capacity, quotas.c.held, quotas.c.sold)
+            )
+        ).first()
+        if row is None:
             raise InventoryConflict(f"quota {quota_id} refused {column} {delta:+d}")
+        changed[quota_id] = QuotaInfo(row[0], row[1], row[2], row[3], row[4])
+    return changed
+
+
+def due_exists(event_id: int, now: dt.datetime) -> sa.Exists:
+    """Whether the event has holds (or unpaid orders' holds) whose deadline has passed."""
+    return sa.exists().where(
+        holds.c.event_id == event_id, holds.c.status.in_(LIVE_HOLD), holds.c.expires_at <= now
+    )
 
 
 async def move_held_to_sold(conn: AsyncConnection, deltas: Counter[int]) -> None:

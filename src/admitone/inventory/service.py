@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from admitone.core.errors import Conflict, Gone, NotFound
 from admitone.events.models import events, seats, sections
 from admitone.inventory import repository as repo
+from admitone.inventory.allocation import QuotaInfo
 from admitone.inventory.schemas import (
     AvailabilityOut,
     HoldLineOut,
@@ -46,10 +47,17 @@ async def emit_inventory_changed(
     stream: EventStream,
     quota_ids: Sequence[int],
     seat_changes: dict[int, SeatStateName],
+    known: Mapping[int, QuotaInfo] | None = None,
 ) -> None:
+    """Emits ``inventory.changed`` with the current state of ``quota_ids``; ``known`` are states the
+    caller already has from this transaction (read under the event's lock or returned by the change)."""
     if not quota_ids and not seat_changes:
         return
-    states = await repo.load_quotas(conn, stream.event_id, quota_ids) if quota_ids else {}
+    missing = [q for q in quota_ids if known is None or q not in known]
+    states = dict(await repo.load_quotas(conn, stream.event_id, missing)) if missing else {}
+    if known is not None:
+        states.update((q, known[q]) for q in quota_ids if q in known)
+    states = dict(sorted(states.items()))
     stream.emit(
         InventoryChanged(
             event_id=stream.event_id,

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admitone.core.db import OUTBOX_WRITTEN, insert_many, utcnow
+from admitone.core.db import OUTBOX_WRITTEN, insert_many, insert_many_statement, utcnow
 from admitone.core.errors import NotFound
 from admitone.events.models import event_streams
 from admitone.outbox.contracts import DomainEvent
@@ -29,19 +29,24 @@ class EventStream:
     event_id: int
     last_seq: int
     pending: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
+    config_version: int = 0
+    extra: tuple[Any, ...] = ()
 
     @classmethod
-    async def lock(cls, conn: AsyncConnection, event_id: int) -> EventStream:
+    async def lock(cls, conn: AsyncConnection, event_id: int, *extra: sa.ColumnElement[Any]) -> EventStream:
+        """Locks the event's stream row. ``extra`` are expressions evaluated in the same statement (their
+        values land in ``extra``), to spare the caller round trips while it holds the lock. They see the
+        database as of the statement's start, which may be before the lock was granted."""
         result = await conn.execute(
             sa.update(event_streams)
             .where(event_streams.c.event_id == event_id)
             .values(last_seq=event_streams.c.last_seq)
-            .returning(event_streams.c.last_seq)
+            .returning(event_streams.c.last_seq, event_streams.c.config_version, *extra)
         )
-        last = result.scalar_one_or_none()
-        if last is None:
+        row = result.first()
+        if row is None:
             raise NotFound(f"Event {event_id} does not exist.")
-        return cls(conn, event_id, int(last))
+        return cls(conn, event_id, int(row[0]), config_version=int(row[1]), extra=tuple(row[2:]))
 
     def emit(self, event: DomainEvent) -> None:
         self.pending.append((event.TYPE, event.VERSION, event.model_dump(mode="json")))
@@ -53,8 +58,24 @@ class EventStream:
 
     async def flush(self) -> int:
         """Write the pending events with consecutive sequence numbers; returns how many were written."""
-        if not self.pending:
+        rows = self._take_pending()
+        if not rows:
             return 0
+        await insert_many(self.conn, outbox, rows)
+        await self.conn.execute(self._advance())
+        return len(rows)
+
+    def flush_statements(self) -> list[sa.UpdateBase]:
+        """PostgreSQL: what :meth:`flush` does, as statements the caller runs with its own writes
+        (``core.db.execute_together``), in this transaction."""
+        rows = self._take_pending()
+        if not rows:
+            return []
+        return [insert_many_statement(outbox, rows), self._advance()]
+
+    def _take_pending(self) -> list[dict[str, Any]]:
+        if not self.pending:
+            return []
         now = utcnow()
         rows: list[dict[str, Any]] = []
         seq = self.last_seq
@@ -74,12 +95,13 @@ class EventStream:
                 }
             )
         self.last_seq = seq
-        await insert_many(self.conn, outbox, rows)
+        self.pending.clear()
         self.conn.info[OUTBOX_WRITTEN] = True  # the relays are woken when this transaction commits
-        await self.conn.execute(
+        return rows
+
+    def _advance(self) -> sa.Update:
+        return (
             sa.update(event_streams)
             .where(event_streams.c.event_id == self.event_id)
             .values(last_seq=self.last_seq)
         )
-        self.pending.clear()
-        return len(rows)
