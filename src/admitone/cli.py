@@ -1,8 +1,9 @@
-"""The ``admitone`` command: serve, demo, migrate, organizer, import-seatmap, asyncapi."""
+"""The ``admitone`` command: serve, worker, demo, migrate, organizer, import-seatmap, asyncapi."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -75,6 +76,26 @@ def serve(
 
         run_migrations(settings)
     _uvicorn(host, port, workers, settings)
+
+
+@app.command()
+def worker() -> None:
+    """Runs the event stream (webhooks, e-mail, analytics, Kafka) for servers with ADMITONE_STREAM_WORKER."""
+    import logging
+
+    from admitone.core.worker import run_worker
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not settings.stream_worker:
+        err.print(
+            "[yellow]ADMITONE_STREAM_WORKER is not set: `admitone serve` runs the stream lane itself as "
+            "well; set it to true for the servers so that only workers run it.[/]"
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings))
 
 
 @app.command()

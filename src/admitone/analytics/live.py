@@ -7,7 +7,10 @@ queue; a watcher whose queue is full is dropped (close 4008) and reconnects. Soc
 database themselves after connecting.
 
 With Redis, a change is also published on one channel (``admitone:analytics``) and every process keeps one
-subscription to it, so dashboards connected to another instance update too.
+subscription to it, so dashboards connected to another instance update too. A process that does not run
+the consumer and has no Redis (an API server whose stream lane runs in ``admitone worker``) is given
+``positions`` instead: every ``interval`` it reads how far the consumer got for the watched events (one
+small query) and treats the events whose position moved as changed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ CHANNEL = "admitone:analytics"
 CLOSE_TOO_SLOW = 4008
 
 SummaryLoader = Callable[[int], Awaitable[str | None]]
+# The consumer's position per event id, for the given events.
+PositionReader = Callable[[list[int]], Awaitable[dict[int, int]]]
 
 
 class Watcher:
@@ -64,8 +69,10 @@ class AnalyticsBroadcaster:
         interval: float = 0.25,
         queue_size: int = 8,
         redis_url: str | None = None,
+        positions: PositionReader | None = None,
     ) -> None:
         self.load = load
+        self.positions = positions
         self.interval = interval
         self.queue_size = queue_size
         self.watchers: dict[int, set[Watcher]] = {}
@@ -113,6 +120,8 @@ class AnalyticsBroadcaster:
 
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._flush_loop(), name="analytics-broadcast"))
+        if self.positions is not None:
+            self._tasks.append(asyncio.create_task(self._poll_loop(), name="analytics-poll"))
         if self.redis is not None:
             self._tasks.append(asyncio.create_task(self._publish_loop(), name="analytics-redis-publish"))
             self._tasks.append(asyncio.create_task(self._read_loop(), name="analytics-redis-read"))
@@ -160,6 +169,26 @@ class AnalyticsBroadcaster:
             await self.flush()
             # At most one read per event per interval, however many commits arrive.
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    async def _poll_loop(self) -> None:
+        assert self.positions is not None
+        seen: dict[int, int] = {}
+        while not self._stopping:
+            await asyncio.sleep(self.interval)
+            watched = sorted(self.watchers)
+            if not watched:
+                seen.clear()
+                continue
+            try:
+                now = await self.positions(watched)
+            except Exception:
+                log.exception("reading the analytics consumer's positions failed")
+                continue
+            # An event seen for the first time counts as changed: its watcher may have read its summary
+            # just before a change this poll is the first to notice.
+            moved = {e for e in watched if e not in seen or now.get(e, 0) != seen[e]}
+            seen = {e: now.get(e, 0) for e in watched}
+            self.mark(moved)
 
     async def _publish_loop(self) -> None:
         assert self.redis is not None

@@ -10,6 +10,7 @@ from admitone.analytics.service import Lookups
 from admitone.core.db import Database, utcnow
 from admitone.core.errors import NotFound
 from admitone.core.settings import Settings
+from admitone.outbox.consumers import positions
 
 
 class Analytics:
@@ -23,8 +24,13 @@ class Analytics:
             interval=settings.analytics_push_ms / 1000,
             queue_size=settings.analytics_queue_size,
             redis_url=settings.redis_url,
+            # The consumer runs in another process and no Redis tells this one: watch its positions.
+            positions=self._positions if settings.stream_worker and not settings.redis_url else None,
         )
         self.consumer = AnalyticsConsumer(self.lookups, self.broadcaster.changed)
+
+    async def _positions(self, event_ids: list[int]) -> dict[int, int]:
+        return await positions(self.db, AnalyticsConsumer.name, "event", event_ids)
 
     async def summary(self, event_id: int) -> EventAnalytics:
         # Times of the projection are the domain events' times (wall clock), so "now" is too.

@@ -28,6 +28,7 @@ from admitone.core.errors import Unavailable, install_error_handlers, problems
 from admitone.core.middleware import BodySizeLimit
 from admitone.core.params import describe_parameters
 from admitone.core.settings import Settings
+from admitone.core.worker import builtin_consumers
 from admitone.events import api as events_api
 from admitone.inventory import api as inventory_api
 from admitone.inventory.engine import InventoryEngine
@@ -38,7 +39,6 @@ from admitone.live.fanout import RedisFanout
 from admitone.live.hub import LiveHub
 from admitone.live.service import snapshot_loader
 from admitone.mail import api as mail_api
-from admitone.mail.consumer import MailConsumer
 from admitone.mail.sender import MailSender
 from admitone.orders import api as orders_api
 from admitone.orders.payments import Payments, TestProvider, webhook_secret
@@ -46,12 +46,12 @@ from admitone.organizers import api as organizers_api
 from admitone.organizers.auth import current_caller
 from admitone.outbox.asyncapi import asyncapi_document
 from admitone.outbox.bus import InProcessBus
-from admitone.outbox.consumers import ConsumerRunner, StreamConsumer
-from admitone.outbox.kafka import KafkaConsumerLoop, KafkaPublisher
-from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
+from admitone.outbox.consumers import StreamConsumer
+from admitone.outbox.lane import StreamLane
+from admitone.outbox.relay import OutboxRelay
 from admitone.web import api as web_api
 from admitone.webhooks import api as webhooks_api
-from admitone.webhooks.sender import WebhookConsumer, WebhookSender, build_client
+from admitone.webhooks.sender import WebhookSender, build_client
 
 log = logging.getLogger(__name__)
 
@@ -178,53 +178,22 @@ def create_app(
             bus.subscribe("live", fanout.publish)
         else:
             bus.subscribe("live", hub.deliver)
-        # Durable consumers of the event stream (each keeps its own position; see outbox/consumers.py).
-        stream_consumers: list[StreamConsumer] = [*extra_consumers]
         webhook_client = build_client(settings)
         webhook_sender = WebhookSender(db, settings, webhook_client)
-        stream_consumers.append(WebhookConsumer(db, webhook_sender.notify))
         mail_sender = MailSender(db, settings, clock, secret_key)
-        stream_consumers.append(MailConsumer(db, clock, mail_sender))
         analytics = Analytics(db, settings)
-        stream_consumers.append(analytics.consumer)
-        runners = [ConsumerRunner(db, consumer) for consumer in stream_consumers]
-        kafka_publisher: KafkaPublisher | None = None
-        kafka_loops: list[KafkaConsumerLoop] = []
         # Two lanes (docs/event-stream.md): the live relay feeds only the live hubs, so seat maps never
-        # wait for a consumer; the stream relay feeds the durable consumers, in process or through Kafka.
+        # wait for a consumer; the stream lane feeds the durable consumers (each keeps its own position,
+        # see outbox/consumers.py), in process or through Kafka, here or in `admitone worker` processes.
         relay = OutboxRelay(db, bus)
-        if settings.kafka_bootstrap_servers:
-            # Kafka: the stream relay writes to the topic and every durable consumer reads it in its own
-            # consumer group.
-            servers = settings.kafka_bootstrap_servers
-            kafka_publisher = KafkaPublisher(servers, settings.kafka_topic, settings.kafka_partitions)
-            stream_relay = OutboxRelay(
-                db,
-                kafka_publisher,
-                batch=5000,
-                column="streamed_at",
-                lock_key=STREAM_LOCK_KEY,
-                name="outbox-stream",
-            )
-            kafka_loops = [
-                KafkaConsumerLoop(
-                    runner,
-                    servers,
-                    settings.kafka_topic,
-                    f"{settings.kafka_group_prefix}.{runner.name}",
-                    session_timeout_ms=settings.kafka_session_timeout_ms,
-                )
-                for runner in runners
+        stream: StreamLane | None = None
+        if not settings.stream_worker:
+            consumers = [
+                *extra_consumers,
+                *builtin_consumers(db, clock, webhook_sender, mail_sender, analytics),
             ]
-        else:
-            # Embedded: the stream relay hands its batches to the durable consumers in this process.
-            stream_bus = InProcessBus()
-            for runner in runners:
-                stream_bus.subscribe(runner.name, runner.apply, durable=True)
-            stream_relay = OutboxRelay(
-                db, stream_bus, column="streamed_at", lock_key=STREAM_LOCK_KEY, name="outbox-stream"
-            )
-        db.commit_listeners.append(stream_relay.notify)
+            stream = StreamLane(db, settings, consumers)
+            db.commit_listeners.append(stream.relay.notify)
         db.commit_listeners.append(relay.notify)
         app.state.admitone = AppState(
             settings=settings,
@@ -238,9 +207,9 @@ def create_app(
             relay=relay,
             hub=hub,
             fanout=fanout,
-            consumers=runners,
-            stream_relay=stream_relay,
-            kafka_loops=kafka_loops,
+            consumers=stream.runners if stream is not None else [],
+            stream_relay=stream.relay if stream is not None else None,
+            kafka_loops=stream.kafka_loops if stream is not None else [],
             ticket_key=ticket_signing_key(secret_key),
             webhooks=webhook_sender,
             mail=mail_sender,
@@ -248,15 +217,8 @@ def create_app(
         )
         sweeper.start()
         relay.start()
-        if kafka_publisher is not None:
-            try:
-                await kafka_publisher.start()
-            except Exception as exc:
-                # Not fatal: the stream relay keeps trying, the outbox keeps the events meanwhile.
-                log.warning("Kafka is not reachable at start (%s: %s)", type(exc).__name__, exc)
-        stream_relay.start()
-        for loop in kafka_loops:
-            loop.start()
+        if stream is not None:
+            await stream.start()
         hub.start()
         webhook_sender.start()
         mail_sender.start()
@@ -270,11 +232,8 @@ def create_app(
             await webhook_client.aclose()
             await hub.stop()
             await relay.stop()
-            await stream_relay.stop()
-            for loop in kafka_loops:
-                await loop.stop()
-            if kafka_publisher is not None:
-                await kafka_publisher.stop()
+            if stream is not None:
+                await stream.stop()
             await sweeper.stop()
             await engine.close()
             if fanout is not None:

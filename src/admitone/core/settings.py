@@ -112,6 +112,19 @@ class Settings(BaseSettings):
         description="A consumer that sends no heartbeat for this long leaves its group; its partitions go "
         "to another instance. Lower: faster takeover after a crash, more rebalances on a busy machine.",
     )
+    stream_worker: bool = Field(
+        False,
+        description="true: `admitone serve` leaves the event stream (the outbox's stream lane and the "
+        "durable consumers: webhooks, e-mail, analytics) to `admitone worker` processes, and spends its "
+        "time on requests. Needs PostgreSQL. false: the server runs the stream lane itself.",
+    )
+    stream_poll_ms: int = Field(
+        100,
+        ge=10,
+        le=60_000,
+        description="How often an `admitone worker` looks for new domain events when it is idle (it hears "
+        "of no commit made in another process; while events keep coming it does not wait).",
+    )
     webhook_backoff_base_ms: int = Field(
         5_000,
         ge=1,
@@ -202,6 +215,15 @@ class Settings(BaseSettings):
         if self.webhook_backoff_cap_ms < self.webhook_backoff_base_ms:
             raise ValueError(
                 "ADMITONE_WEBHOOK_BACKOFF_CAP_MS must not be below ADMITONE_WEBHOOK_BACKOFF_BASE_MS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_stream_worker(self) -> Settings:
+        if self.stream_worker and self.is_sqlite:
+            raise ValueError(
+                "ADMITONE_STREAM_WORKER needs PostgreSQL (set ADMITONE_DATABASE_URL): on SQLite the server "
+                "and the worker would queue for the database's one write lock"
             )
         return self
 

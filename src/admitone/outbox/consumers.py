@@ -158,3 +158,20 @@ async def position(db: Database, consumer: str, aggregate_type: str, aggregate_i
             )
         )
     return int(value or 0)
+
+
+async def positions(
+    db: Database, consumer: str, aggregate_type: str, aggregate_ids: Sequence[int]
+) -> dict[int, int]:
+    """The last sequence ``consumer`` applied for each of some aggregates (missing: none yet)."""
+    if not aggregate_ids:
+        return {}
+    async with db.read() as conn:
+        rows = await conn.execute(
+            sa.select(consumer_positions.c.aggregate_id, consumer_positions.c.sequence).where(
+                consumer_positions.c.consumer == consumer,
+                consumer_positions.c.aggregate_type == aggregate_type,
+                consumer_positions.c.aggregate_id.in_(list(aggregate_ids)),
+            )
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
