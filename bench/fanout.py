@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/fanout.py [--clients 1000,5000,10000] [--hold-rate 1000] [--duration 20]
                                      [--client-procs 4] [--compression deflate,none] [--quiet-wait 300]
-                                     [--kafka] [--profile] [--keep] [--gc-freeze] [--out ...] [--plot ...]
+                                     [--kafka] [--stream-worker] [--profile] [--keep] [--gc-freeze]
+                                     [--out ...] [--plot ...]
     .venv/bin/python bench/fanout.py --summarize-profile py-spy-none-10000.txt
 
 One run, on PostgreSQL (a fresh database, dropped first if it exists and again at the end):
@@ -162,11 +163,14 @@ def postgres_pids(db: str) -> list[int]:
     return pids
 
 
-def cpu_sample(server: int, clients: list[Any], load: int, db: str) -> dict[str, dict[int, float]]:
-    """CPU seconds so far, per process, of the server, the client processes, the load process and the
-    PostgreSQL backends of this run's database."""
+def cpu_sample(
+    server: int, clients: list[Any], load: int, db: str, worker: int | None = None
+) -> dict[str, dict[int, float]]:
+    """CPU seconds so far, per process, of the server, the client processes, the load process, the
+    PostgreSQL backends of this run's database and, with --stream-worker, the stream worker."""
     return {
         "server": {server: cpu_seconds(server)},
+        **({"worker": {worker: cpu_seconds(worker)}} if worker is not None else {}),
         "client_procs": {p.pid: cpu_seconds(p.pid) for p in clients},
         "load_proc": {load: cpu_seconds(load)},
         "postgres": {pid: cpu_seconds(pid) for pid in postgres_pids(db)},
@@ -391,6 +395,24 @@ async def run_one(
         )
     started.add(f"server {label}", server)
     print(f"\n== N={n}, compression={compression}: server pid {server.pid} on {HOST}:{port}", flush=True)
+    worker: subprocess.Popen[bytes] | None = None
+    if args.stream_worker:
+        # The event stream (durable consumers) in a process of its own; the server keeps the live lane.
+        with (work / f"worker-{label}.log").open("wb") as out:
+            worker = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [str(VENV_BIN / "admitone"), "worker"],
+                env={
+                    **env,
+                    "ADMITONE_KAFKA_TOPIC": f"admitone.fanout.{label}",
+                    "ADMITONE_KAFKA_GROUP_PREFIX": f"fanout-{label}",
+                },
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.add(f"worker {label}", worker)
+        print(f"  stream worker pid {worker.pid}", flush=True)
     result: dict[str, Any] = {
         "clients": n,
         "compression": compression,
@@ -527,7 +549,8 @@ async def run_one(
         # The CPU window is the load's schedule, [start_at, start_at + duration], sampled while every
         # process still runs (one that has exited takes its CPU seconds with it).
         await asyncio.sleep(max(0.0, start_at - time.time()))
-        cpu0 = cpu_sample(server.pid, clients, load.pid, args.db)
+        worker_pid = worker.pid if worker is not None else None
+        cpu0 = cpu_sample(server.pid, clients, load.pid, args.db, worker_pid)
         jiffies0 = machine_jiffies()
         t_load0 = time.monotonic()
         profiler = None
@@ -555,7 +578,7 @@ async def run_one(
             started.add(f"py-spy {label}", profiler)
             result["profile"] = str(prof_out)
         await asyncio.sleep(max(0.0, start_at + args.duration - time.time()))
-        cpu1 = cpu_sample(server.pid, clients, load.pid, args.db)
+        cpu1 = cpu_sample(server.pid, clients, load.pid, args.db, worker_pid)
         used = cpu_used(cpu0, cpu1)
         jiffies1 = machine_jiffies()
         wall = time.monotonic() - t_load0
@@ -608,6 +631,9 @@ async def run_one(
             await probe.stop()
         took = stop_server(server)
         print(f"  stopped server (pid {server.pid}, exit {server.returncode}, {took:.1f}s)", flush=True)
+        if worker is not None:
+            took = stop_server(worker)
+            print(f"  stopped worker (pid {worker.pid}, exit {worker.returncode}, {took:.1f}s)", flush=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -754,7 +780,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r.get('messages', {}).get('changes_per_s_all_clients', 0):,.0f} | "
             f"{dropped.get('closed_4008', '-')} / {dropped.get('closed_other', '-')} | "
             f"{r.get('rss_before_kib', 0) / 1024:.1f} → {r.get('rss_connected_kib', 0) / 1024:.1f} | "
-            f"{r.get('kib_per_connection', 0):.1f} | {r.get('cpu', {}).get('server_cores')} | "
+            f"{r.get('kib_per_connection', 0):.1f} | {r.get('cpu', {}).get('server_cores')}"
+            + (f" + worker {r['cpu']['worker_cores']}" if "worker_cores" in r.get("cpu", {}) else "")
+            + " | "
             f"{r.get('cpu', {}).get('other_cores')} |"
         )
     return "\n".join(lines)
@@ -949,6 +977,8 @@ async def amain(args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADMITONE_")}
     if args.gc_threshold:
         env["FANOUT_GC_THRESHOLD"] = args.gc_threshold
+    if args.stream_worker:
+        env["ADMITONE_STREAM_WORKER"] = "true"
     env.update(
         ADMITONE_DATABASE_URL=db_url,
         ADMITONE_DATA_DIR=str(work),
@@ -995,6 +1025,7 @@ async def amain(args: argparse.Namespace) -> int:
         "config": {
             "database": "PostgreSQL (fresh database), one admitone serve process, in-process live bus",
             "kafka": bool(args.kafka),
+            "stream_worker": bool(args.stream_worker),
             "hold_rate": args.hold_rate,
             "duration_s": args.duration,
             "client_procs": args.client_procs,
@@ -1112,6 +1143,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--gc-threshold", default="", help="experiment: the server's gc.set_threshold, e.g. 50000,20,100"
+    )
+    parser.add_argument(
+        "--stream-worker",
+        action="store_true",
+        help="run the event stream in an `admitone worker` process (ADMITONE_STREAM_WORKER=true)",
     )
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--pg-port", type=int, default=5432)

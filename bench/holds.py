@@ -1,6 +1,7 @@
 """Hold throughput on PostgreSQL, against a plain FastAPI baseline, with an oversell check.
 
     .venv/bin/python bench/holds.py [--connections 64,256] [--duration 20] [--threads 0] [--workers 1]
+                                    [--stream-worker]
                                     [--out bench/results/holds.json]
     .venv/bin/python bench/holds.py --summarize-profile bench/results/profile-holds-c256-1.txt
 
@@ -19,6 +20,8 @@ One run:
 
 Latency: by default wrk runs one thread per connection and bench/hold.lua times every request itself
 (see the note there on wrk's own histogram); wrk's numbers are kept in the JSON next to them.
+``--stream-worker`` runs the event stream in an ``admitone worker`` process (its CPU counts as the server's)
+and reports after every holds run how far the stream lane was behind and how long it took to catch up.
 ``--repeat N`` measures every connection count N times and reports the median run; ``--commit SHA``
 measures that commit's src/ (exported with ``git archive``) instead of the working tree; ``--profile``
 samples the server with py-spy (slows it down; not for the record).
@@ -38,6 +41,7 @@ import os
 import platform
 import re
 import resource
+import secrets
 import shlex
 import shutil
 import signal
@@ -210,6 +214,7 @@ def cpu_jiffies() -> tuple[int, int]:
 @dataclass
 class CpuProbe:
     server_pid: int
+    worker_pid: int | None = None  # ``admitone worker`` with --stream-worker: counted as server CPU too
     before: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     children_before: float = 0.0
     jiffies_before: tuple[int, int] = (0, 0)
@@ -225,6 +230,7 @@ class CpuProbe:
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         wrk_s = ru.ru_utime + ru.ru_stime - self.children_before  # wrk is the only child reaped meanwhile
         server = descendants(after, self.server_pid)
+        worker = descendants(after, self.worker_pid) if self.worker_pid is not None else set()
 
         def used(pids: set[int]) -> float:
             ticks = 0
@@ -240,13 +246,16 @@ class CpuProbe:
         busy_cores = (busy1 - busy0) / max(total1 - total0, 1) * ncpu
         wall = max(wall, 1e-9)
         server_c, postgres_c, wrk_c = used(server) / wall, used(postgres) / wall, wrk_s / wall
+        worker_c = used(worker) / wall
         return {
-            "server_cores": round(server_c, 2),
+            # The API server and, with --stream-worker, the stream worker: all of admitone's CPU.
+            "server_cores": round(server_c + worker_c, 2),
+            "worker_cores": round(worker_c, 2),
             "postgres_cores": round(postgres_c, 2),
             "wrk_cores": round(wrk_c, 2),
             "machine_busy_cores": round(busy_cores, 2),
             # CPU the benchmark did not use itself: other tenants of the machine, the kernel, ...
-            "other_cores": round(max(busy_cores - server_c - postgres_c - wrk_c, 0.0), 2),
+            "other_cores": round(max(busy_cores - server_c - worker_c - postgres_c - wrk_c, 0.0), 2),
         }
 
 
@@ -351,13 +360,14 @@ def measure(
     args: argparse.Namespace,
     connections: int,
     profile_to: Path | None = None,
+    worker: Server | None = None,
 ) -> dict[str, Any]:
     url = f"http://{HOST}:{server.port}"
     warm: dict[str, Any] = {"status_counts": {}}
     if args.warmup > 0:
         warm, _, _ = run_wrk(url, path, body, connections, args.threads, args.warmup, latency=False)
     spy = start_profiler(server, profile_to, args.duration) if profile_to else None
-    probe = CpuProbe(server.pid)
+    probe = CpuProbe(server.pid, worker.pid if worker is not None else None)
     probe.start()
     t0 = time.monotonic()
     res, raw, argv = run_wrk(url, path, body, connections, args.threads, args.duration, latency=True)
@@ -386,8 +396,9 @@ def measure(
         f"  {kind:8s} c={connections:<4d} {result['ok_per_s']:>9.1f} {ok_status}/s   "
         f"p50 {res.get('p50_ms', float('nan')):8.2f} ms   p99 {res.get('p99_ms', float('nan')):8.2f} ms   "
         f"non-2xx {res['non_2xx']}  socket errors {sum(res['socket_errors'].values())}   "
-        f"cpu server {cpu['server_cores']} pg {cpu['postgres_cores']} wrk {cpu['wrk_cores']} "
-        f"other {cpu['other_cores']} cores",
+        f"cpu server {cpu['server_cores']}"
+        + (f" (worker {cpu['worker_cores']})" if worker is not None else "")
+        + f" pg {cpu['postgres_cores']} wrk {cpu['wrk_cores']} other {cpu['other_cores']} cores",
         flush=True,
     )
     if args.verbose:
@@ -576,6 +587,27 @@ async def commit_probe(dsn: str, n: int = 300) -> dict[str, float]:
         "p99_ms": round(times[min(n - 1, int(n * 0.99))], 3),
         "mean_ms": round(sum(times) / n, 3),
     }
+
+
+async def stream_backlog(dsn: str, wait: float) -> dict[str, Any]:
+    """With --stream-worker, right after a holds run: how many domain events the worker had not streamed
+    yet, and how long it then took to stream them all (bounded by ``wait``)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        query = "SELECT count(*) FROM outbox WHERE streamed_at IS NULL"
+        behind = int(await conn.fetchval(query))
+        t0 = time.monotonic()
+        left = behind
+        while left and time.monotonic() - t0 < wait:
+            await asyncio.sleep(0.1)
+            left = int(await conn.fetchval(query))
+        return {
+            "behind_at_end": behind,
+            "left_after_wait": left,
+            "drained_after_s": round(time.monotonic() - t0, 1) if not left else None,
+        }
+    finally:
+        await conn.close()
 
 
 async def oversell_check(dsn: str, ok_by_event: dict[int, int]) -> dict[str, Any]:
@@ -797,7 +829,9 @@ def print_summary(report: dict[str, Any]) -> None:
     )
     cfg = report["config"]
     print(
-        f"workers {cfg['workers']}, wrk threads {cfg['threads'] or 'one per connection'}, "
+        f"workers {cfg['workers']}"
+        + (" + an `admitone worker` for the event stream" if cfg.get("stream_worker") else "")
+        + f", wrk threads {cfg['threads'] or 'one per connection'}, "
         f"{cfg['duration_s']:g}s measured after "
         f"{cfg['warmup_s']:g}s warm-up, median of {cfg['repeat']} run(s), "
         f"hold TTL {cfg['hold_ttl_seconds']}s"
@@ -824,13 +858,18 @@ def print_summary(report: dict[str, Any]) -> None:
         "ratio = holds/s / baseline req/s of the median runs; pairs = median of the ratios of back-to-back "
         "runs;\ncpu = baseline server CPU per response / holds server CPU per 201 (median over pairs)"
     )
-    print("CPU in cores during the measured runs (server = the uvicorn process tree;")
+    print(
+        "CPU in cores during the measured runs (server = the uvicorn process tree"
+        + (" plus the stream worker;" if report["config"].get("stream_worker") else ";")
+    )
     print("other = everything on the machine that is not the server, PostgreSQL or wrk):")
     for run in report["runs"]:
         for kind in ("baseline", "holds"):
             cpu = run[kind]["cpu"]
             print(
-                f"  c={run['connections']:<4d} {kind:8s} server {cpu['server_cores']:.2f}  postgres "
+                f"  c={run['connections']:<4d} {kind:8s} server {cpu['server_cores']:.2f}"
+                + (f" (worker {cpu['worker_cores']:.2f})" if cpu.get("worker_cores") else "")
+                + "  postgres "
                 f"{cpu['postgres_cores']:.2f}  wrk {cpu['wrk_cores']:.2f}  other {cpu['other_cores']:.2f}  "
                 f"(machine busy {cpu['machine_busy_cores']:.2f} of {report['machine']['nproc']}); "
                 f"server CPU {run[kind]['server_cpu_ms_per_ok']} ms per {run[kind]['ok_status']}"
@@ -904,6 +943,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(with fewer threads the latencies come from wrk's own histogram)",
     )
     p.add_argument("--workers", type=int, default=1, help="uvicorn workers of both servers")
+    p.add_argument(
+        "--stream-worker",
+        action="store_true",
+        help="run the event stream in an `admitone worker` process (ADMITONE_STREAM_WORKER=true for the "
+        "server); its CPU counts as server CPU",
+    )
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "holds.json")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server")
     p.add_argument("--db-name", default="admitone_bench", help="database to create (dropped first)")
@@ -929,6 +974,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="measure the src/ of this commit (exported with `git archive` into a temp dir and put first on "
         "PYTHONPATH) instead of the working tree",
+    )
+    p.add_argument(
+        "--stream-drain-wait",
+        type=float,
+        default=120.0,
+        help="with --stream-worker: how long to wait after a holds run for the stream to catch up",
     )
     p.add_argument("--verbose", action="store_true", help="print wrk's own output")
     args = p.parse_args(argv)
@@ -1000,6 +1051,10 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONUNBUFFERED": "1",
     }
     hold_ttl = int(env.setdefault("ADMITONE_HOLD_TTL_SECONDS", "600"))
+    if args.stream_worker:
+        env["ADMITONE_STREAM_WORKER"] = "true"
+        # The server and the worker must sign with the same key; neither should generate its own.
+        env.setdefault("ADMITONE_SECRET_KEY", secrets.token_urlsafe(48))
     servers: list[Server] = []
     db_created = False
     exit_code = 2
@@ -1074,6 +1129,9 @@ def main(argv: list[str] | None = None) -> int:
             app_port,
             servers,
         )
+        worker: Server | None = None
+        if args.stream_worker:
+            worker = start_server("worker", [str(VENV_BIN / "admitone"), "worker"], env, tmp, 0, servers)
         wait_ready(baseline, f"http://{HOST}:{base_port}/health")
         wait_ready(admitone, f"http://{HOST}:{app_port}/health/ready")
 
@@ -1107,8 +1165,23 @@ def main(argv: list[str] | None = None) -> int:
                 samples_b.append(measure("baseline", baseline, "/echo", body, "200", args, c, profile_to))
                 profile_to = args.out.parent / f"profile-holds-c{c}-{i + 1}.txt" if args.profile else None
                 h = measure(
-                    "holds", admitone, f"/api/v1/events/{event_id}/holds", body, "201", args, c, profile_to
+                    "holds",
+                    admitone,
+                    f"/api/v1/events/{event_id}/holds",
+                    body,
+                    "201",
+                    args,
+                    c,
+                    profile_to,
+                    worker,
                 )
+                if worker is not None:
+                    h["stream"] = asyncio.run(stream_backlog(bench_dsn, args.stream_drain_wait))
+                    print(
+                        f"    stream worker: {h['stream']['behind_at_end']:,} domain events not yet streamed "
+                        f"when wrk stopped; all streamed {h['stream']['drained_after_s']} s later",
+                        flush=True,
+                    )
                 samples_h.append(h)
                 ok_by_event[event_id] = ok_by_event.get(event_id, 0) + h["ok"] + h["warmup_ok"]
             b, h = median_run(samples_b), median_run(samples_h)
@@ -1176,6 +1249,7 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup_s": args.warmup,
                 "threads": args.threads,
                 "workers": args.workers,
+                "stream_worker": args.stream_worker,
                 "hold_ttl_seconds": hold_ttl,
                 "batch_max": int(env.get("ADMITONE_BATCH_MAX", "512")),
                 "db_pool_size": int(env.get("ADMITONE_DB_POOL_SIZE", "10")),

@@ -1,9 +1,14 @@
 """Plots bench/holds.py results: throughput and p99 latency per connection count.
 
     .venv/bin/python bench/plot.py [bench/results/holds.json ...] [--out docs/img/holds.png]
+    .venv/bin/python bench/plot.py a.json b.json --compare "before,after" [--connections 256] [--out ...]
 
 Each results file becomes one series pair (holds/s and baseline req/s); several files (e.g. different
 worker counts) are drawn side by side and labelled by their worker count and file name.
+
+``--compare LABELS`` draws one group of bars per results file instead (one connection count, every
+measured run of it): holds/s next to the baseline's req/s of the same run, and p50/p99 latency, against
+the targets; for comparing configurations or commits measured one after another.
 """
 
 from __future__ import annotations
@@ -153,11 +158,75 @@ def plot(results: list[tuple[str, dict[str, Any]]], out: Path) -> None:
     print(f"wrote {out}")
 
 
+def plot_compare(results: list[tuple[str, dict[str, Any]]], connections: int, out: Path) -> None:
+    fig, (ax_rate, ax_lat) = plt.subplots(1, 2, figsize=(14, 5), constrained_layout=True)
+    ticks, names = [], []
+    x = 0.0
+    for label, data in results:
+        run = next((r for r in data["runs"] if r["connections"] == connections), None)
+        if run is None:
+            raise SystemExit(f"{label}: no run at {connections} connections")
+        holds, base = run["samples"]["holds"], run["samples"]["baseline"]
+        start = x
+        for i, (h, b) in enumerate(zip(holds, base, strict=True)):
+            first = x == 0.0 and i == 0
+            ax_rate.bar(x, b["ok_per_s"], 0.4, color="tab:gray", label="baseline req/s" if first else None)
+            ax_rate.bar(
+                x + 0.4, h["ok_per_s"], 0.4, color="tab:blue", label="holds/s (201)" if first else None
+            )
+            ax_rate.annotate(
+                f"{h['ok_per_s']:,.0f}", (x + 0.4, h["ok_per_s"]), ha="center", va="bottom", fontsize=8
+            )
+            ax_lat.bar(x, h["p50_ms"], 0.4, color="tab:cyan", label="holds p50" if first else None)
+            ax_lat.bar(x + 0.4, h["p99_ms"], 0.4, color="tab:purple", label="holds p99" if first else None)
+            ax_lat.annotate(
+                f"{h['p99_ms']:,.0f}", (x + 0.4, h["p99_ms"]), ha="center", va="bottom", fontsize=8
+            )
+            x += 1.0
+        ticks.append((start + x - 0.6) / 2)
+        names.append(f"{label}\n({len(holds)} run{'s' if len(holds) != 1 else ''})")
+        x += 0.6
+    ax_rate.axhline(TARGET_HOLDS_PER_S, color="tab:red", lw=0.8, ls=":", label="target: 3,000 holds/s")
+    ax_lat.axhline(TARGET_P99_MS, color="tab:red", lw=0.8, ls=":", label="target: p99 < 100 ms")
+    for ax in (ax_rate, ax_lat):
+        ax.set_xticks(ticks, names, fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    for ax in (ax_rate, ax_lat):
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.25)  # room for the legend above the bars
+    ax_rate.set_ylabel("responses per second")
+    ax_rate.set_title(f"Throughput at {connections} connections, each run with its baseline")
+    ax_lat.set_ylabel("latency (ms)")
+    ax_lat.set_title("Hold latency per run")
+    first = results[0][1]
+    m, pg = first["machine"], first["postgres"]
+    fig.suptitle(
+        f"POST /api/v1/events/{{id}}/holds on PostgreSQL {pg['server_version'].split()[0]} "
+        f"(synchronous_commit={pg['synchronous_commit']}); {m['nproc']} CPUs {m['cpu_model']}; "
+        f"{first['config']['duration_s']:g}s per run",
+        fontsize=10,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="*", type=Path, default=[ROOT / "bench" / "results" / "holds.json"])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "holds.png")
+    p.add_argument("--compare", help="comma-separated labels, one per results file: bars per file")
+    p.add_argument("--connections", type=int, default=256, help="with --compare: the connection count")
     args = p.parse_args()
+    if args.compare:
+        labels = args.compare.split(",")
+        if len(labels) != len(args.results):
+            raise SystemExit(f"{len(labels)} labels for {len(args.results)} results files")
+        results = [
+            (label, json.loads(path.read_text())) for label, path in zip(labels, args.results, strict=True)
+        ]
+        plot_compare(results, args.connections, args.out)
+        return
     plot(load(args.results), args.out)
 
 

@@ -41,6 +41,14 @@ async def split(settings: Settings) -> Settings:
     return settings.model_copy(update={"stream_worker": True, "stream_poll_ms": 50})
 
 
+@pytest.fixture
+async def split_stream(stream_settings: Settings) -> Settings:
+    """``split`` on either bus of the event stream: in process, or Kafka (``stream_settings``)."""
+    if stream_settings.is_sqlite:
+        pytest.skip("stream workers need PostgreSQL")
+    return stream_settings.model_copy(update={"stream_worker": True, "stream_poll_ms": 50})
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15.0) -> None:
     deadline = time.monotonic() + within
     while not await check():
@@ -65,7 +73,8 @@ def test_stream_worker_needs_postgresql(tmp_path: Path) -> None:
     assert "ADMITONE_STREAM_WORKER needs PostgreSQL" in str(refused.value)
 
 
-async def test_the_worker_runs_the_stream_and_the_server_does_not(split: Settings) -> None:
+async def test_the_worker_runs_the_stream_and_the_server_does_not(split_stream: Settings) -> None:
+    split = split_stream
     async with running(split) as h:
         assert h.state.stream_relay is None and h.state.consumers == []
         org = await h.organizer()

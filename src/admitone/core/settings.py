@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies get 413.")
     batch_max: int = Field(512, ge=1, le=10_000, description="Most hold requests written in one transaction.")
+    batch_writers: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="Hold batches of one event a process has in flight at once (PostgreSQL; SQLite: 1).",
+    )
     db_pool_size: int = Field(10, ge=1, le=200, description="Connections per process (PostgreSQL).")
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "NORMAL", description="SQLite PRAGMA synchronous (WAL mode)."
@@ -220,7 +226,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_stream_worker(self) -> Settings:
-        if self.stream_worker and self.is_sqlite:
+        # Not ``is_sqlite``: that caches the resolved URL, and a model_copy with another URL would keep it.
+        sqlite = self.database_url is None or self.database_url.startswith("sqlite")
+        if self.stream_worker and sqlite:
             raise ValueError(
                 "ADMITONE_STREAM_WORKER needs PostgreSQL (set ADMITONE_DATABASE_URL): on SQLite the server "
                 "and the worker would queue for the database's one write lock"

@@ -101,7 +101,10 @@ class _EventWriter:
         self.engine = engine
         self.event_id = event_id
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.task = asyncio.create_task(self._run(), name=f"hold-writer-{event_id}")
+        self.tasks = [
+            asyncio.create_task(self._run(), name=f"hold-writer-{event_id}-{n}")
+            for n in range(engine.writers_per_event)
+        ]
 
     async def _run(self) -> None:
         while not self.engine.closing:
@@ -157,6 +160,10 @@ class InventoryEngine:
         self.clock = clock
         self.ttl = dt.timedelta(seconds=settings.hold_ttl_seconds)
         self.batch_max = settings.batch_max
+        # Batches of one event in flight at once. They still take the event's lock one after the other,
+        # but the next one waits for it in the database, not behind this process's event loop. SQLite has
+        # one writer connection: one.
+        self.writers_per_event = 1 if db.dialect == "sqlite" else settings.batch_writers
         self._writers: dict[int, _EventWriter] = {}
         self.closing = False
         self._layouts: dict[int, VenueLayout] = {}
@@ -189,11 +196,12 @@ class InventoryEngine:
         self.closing = True
         writers = list(self._writers.values())
         self._writers.clear()
-        for writer in writers:
-            writer.task.cancel()
-        for writer in writers:
+        tasks = [task for writer in writers for task in writer.tasks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await writer.task
+                await task
 
     async def _layout(self, conn: Any, venue_id: int) -> VenueLayout:
         layout = self._layouts.get(venue_id)

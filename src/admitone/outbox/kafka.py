@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # Records of one publish() are batched per partition up to this many bytes (one produce request each).
 MAX_BATCH_BYTES = 1_048_576
+STOP_GRACE_SECONDS = 10.0  # how long stop() lets a consumer loop finish its batch before cancelling it
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -225,6 +226,7 @@ class KafkaConsumerLoop:
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_requested = asyncio.Event()
 
     @property
     def name(self) -> str:
@@ -232,12 +234,20 @@ class KafkaConsumerLoop:
 
     def start(self) -> None:
         self._stopping = False
+        self._stop_requested.clear()
         self._task = asyncio.create_task(self._loop(), name=f"kafka-consumer-{self.name}")
 
     async def stop(self) -> None:
+        """Stops after the batch in flight, so that the offsets of every batch applied are committed (a
+        cancellation between the runner's commit and the offset commit would make the next member read
+        that batch again; harmless, it is skipped, but wasted). Cancels if that takes longer than
+        ``STOP_GRACE_SECONDS`` (a broker that does not answer)."""
         self._stopping = True
+        self._stop_requested.set()
         if self._task is not None:
-            self._task.cancel()
+            done, _ = await asyncio.wait([self._task], timeout=STOP_GRACE_SECONDS)
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -276,10 +286,15 @@ class KafkaConsumerLoop:
                     exc,
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._pause(delay)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), 5)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleeps, waking early when the loop is asked to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping:

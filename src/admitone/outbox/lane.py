@@ -8,6 +8,7 @@ consumer group. The lane runs in ``admitone serve`` (the default) or, with ``ADM
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -81,7 +82,6 @@ class StreamLane:
 
     async def stop(self) -> None:
         await self.relay.stop()
-        for loop in self.kafka_loops:
-            await loop.stop()
+        await asyncio.gather(*(loop.stop() for loop in self.kafka_loops))
         if self.kafka_publisher is not None:
             await self.kafka_publisher.stop()
