@@ -165,3 +165,43 @@ async def test_live_unknown_or_draft_event(live: Harness) -> None:
             await h.state.hub.subscribe(event_id)
     r = await h.client.get("/api/v1/events/999999/live/sse")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_own_commits_reach_the_hub_before_the_relay_reads_them(live: Harness) -> None:
+    """A commit of this process is applied to its hub at once; rows it cannot apply in order (a gap: rows
+    of another process not delivered yet) wait for the relay, without a reload."""
+    h = live
+    org = await h.organizer()
+    ev = await h.seated_event(org, small_venue(rows=1, per_row=10))
+    sub, first = await h.state.hub.subscribe(ev.event_id)
+    start = parse(first[0])["seq"]
+    channel = h.state.hub.channels[ev.event_id]
+    await h.state.relay.stop()  # from here on only the commit hands rows to the hub
+    try:
+        assert (await h.hold(ev.event_id, {"seat_ids": [ev.seat_ids[0]]})).status_code == 201
+        channel.flush()
+        change = parse(sub.queue.get_nowait())
+        assert change["from_seq"] == start + 1 and change["seats"] == {str(ev.seat_ids[0]): "held"}
+        applied = channel.seq
+        assert applied == await h.scalar(
+            "SELECT last_seq FROM event_streams WHERE event_id = :e", e=ev.event_id
+        )
+
+        # A commit whose rows this hub is not given stands for a write of another process.
+        h.state.db.outbox_listeners.remove(h.state.hub.committed)
+        assert (await h.hold(ev.event_id, {"seat_ids": [ev.seat_ids[1]]})).status_code == 201
+        h.state.db.outbox_listeners.append(h.state.hub.committed)
+        assert (await h.hold(ev.event_id, {"seat_ids": [ev.seat_ids[2]]})).status_code == 201
+        assert channel.seq == applied and channel.ready.is_set()  # not applied past the gap, not reloading
+        channel.flush()
+        assert sub.queue.empty()
+    finally:
+        h.state.relay.start()
+    await h.state.relay.drain()
+    channel.flush()
+    caught_up = parse(sub.queue.get_nowait())
+    assert caught_up["type"] == "changes" and caught_up["from_seq"] == applied + 1
+    assert caught_up["seats"] == {str(ev.seat_ids[1]): "held", str(ev.seat_ids[2]): "held"}
+    assert channel.seq == await h.scalar(
+        "SELECT last_seq FROM event_streams WHERE event_id = :e", e=ev.event_id
+    )

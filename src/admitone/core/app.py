@@ -195,6 +195,7 @@ def create_app(
             stream = StreamLane(db, settings, consumers)
             db.commit_listeners.append(stream.relay.notify)
         db.commit_listeners.append(relay.notify)
+        db.outbox_listeners.append(hub.committed)
         app.state.admitone = AppState(
             settings=settings,
             db=db,

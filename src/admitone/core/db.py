@@ -9,6 +9,7 @@ write is in progress). On PostgreSQL both sides share one pool.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,10 +30,13 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = sa.MetaData(naming_convention=NAMING)
+log = logging.getLogger(__name__)
 
 
 # Set in a connection's ``info`` by a transaction that wrote to the outbox (``outbox/repository.py``).
 OUTBOX_WRITTEN = "admitone.outbox_written"
+# The outbox rows such a transaction wrote, in order; handed to ``Database.outbox_listeners`` on commit.
+OUTBOX_ROWS = "admitone.outbox_rows"
 
 
 def _json_dumps(value: Any) -> str:
@@ -135,6 +139,9 @@ class Database:
         # wake up on it). Writes without new events, such as a relay marking its batch, call none: two
         # relays would otherwise wake each other forever.
         self.commit_listeners: list[Callable[[], None]] = []
+        # Called after such a commit with the outbox rows it wrote (the live hub of this process applies
+        # them at once; the live relay still publishes every row, to every process).
+        self.outbox_listeners: list[Callable[[Sequence[Mapping[str, Any]]], None]] = []
         if self.dialect == "sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.write_engine = self._sqlite_engine(settings, writer=True)
@@ -189,11 +196,19 @@ class Database:
         """One unit of work: commits when the block ends, rolls back when it raises."""
         async with self.write_engine.begin() as conn:
             conn.info.pop(OUTBOX_WRITTEN, None)
+            conn.info.pop(OUTBOX_ROWS, None)
             yield conn
             added = conn.info.pop(OUTBOX_WRITTEN, False)
+            rows: list[Mapping[str, Any]] = conn.info.pop(OUTBOX_ROWS, [])
         if added:
             for listener in self.commit_listeners:
                 listener()
+        if rows:
+            for outbox_listener in self.outbox_listeners:
+                try:
+                    outbox_listener(rows)
+                except Exception:  # the commit stands; the relay delivers the rows anyway
+                    log.exception("an outbox listener failed after a commit")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

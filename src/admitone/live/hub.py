@@ -17,7 +17,7 @@ import contextlib
 import logging
 import struct
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -456,6 +456,41 @@ class LiveHub:
             channel = self.channels.get(env.aggregate_id) if env.aggregate_type == "event" else None
             if channel is not None:
                 channel.apply(env)
+
+    def committed(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Outbox rows a transaction of this process has just committed (``Database.outbox_listeners``).
+
+        Applied at once, without waiting for the live relay to read them back: a watched event's changes
+        reach its sockets with the next flush. Only rows that continue a channel's stream are applied; at
+        a gap (rows of another process the relay has not delivered yet) the channel waits for the relay,
+        which delivers every row in order and whose copies of rows applied here are skipped by sequence.
+        """
+        blocked: set[int] = set()
+        for row in rows:
+            event_id = row["aggregate_id"]
+            if row["aggregate_type"] != "event" or event_id in blocked:
+                continue
+            channel = self.channels.get(event_id)
+            if channel is None or not channel.ready.is_set():
+                continue
+            sequence = row["sequence"]
+            if sequence <= channel.seq:
+                continue
+            if sequence != channel.seq + 1:
+                blocked.add(event_id)
+                continue
+            channel.apply(
+                Envelope.model_construct(
+                    id=row["event_uuid"],
+                    type=row["type"],
+                    version=row["version"],
+                    aggregate_type="event",
+                    aggregate_id=event_id,
+                    sequence=sequence,
+                    occurred_at=row["occurred_at"],
+                    payload=row["payload"],
+                )
+            )
 
     async def _channel(self, event_id: int) -> Channel:
         channel = self.channels.get(event_id)

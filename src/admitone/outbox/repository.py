@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admitone.core.db import OUTBOX_WRITTEN, insert_many, insert_many_statement, utcnow
+from admitone.core.db import OUTBOX_ROWS, OUTBOX_WRITTEN, insert_many, insert_many_statement, utcnow
 from admitone.core.errors import NotFound
 from admitone.events.models import event_streams
 from admitone.outbox.contracts import DomainEvent
@@ -97,6 +97,7 @@ class EventStream:
         self.last_seq = seq
         self.pending.clear()
         self.conn.info[OUTBOX_WRITTEN] = True  # the relays are woken when this transaction commits
+        self.conn.info.setdefault(OUTBOX_ROWS, []).extend(rows)  # and this process's live hub is given them
         return rows
 
     def _advance(self) -> sa.Update:
