@@ -6,11 +6,27 @@ import asyncio
 import random
 from collections import Counter
 
+import pytest
+
+from admitone.core.settings import Settings
+from tests.conftest import running
 from tests.harness import Harness, small_venue
 
 
 async def test_thousand_concurrent_holds_on_quota_and_overlapping_seats(harness: Harness) -> None:
-    h = harness
+    await thousand_holds(harness)
+
+
+async def test_thousand_concurrent_holds_with_several_batches_in_flight(settings: Settings) -> None:
+    # Three batches of one event at once, on three connections: they take the event's lock in turn.
+    if settings.is_sqlite:
+        pytest.skip("SQLite has one writer connection: one batch at a time")
+    async with running(settings.model_copy(update={"batch_writers": 3})) as h:
+        assert h.state.engine.writers_per_event == 3
+        await thousand_holds(h)
+
+
+async def thousand_holds(h: Harness) -> None:
     org = await h.organizer()
     ga = await h.ga_event(org, capacity=300, max_per_order=4)
     seated = await h.seated_event(org, small_venue(rows=10, per_row=30))  # 300 seats

@@ -154,6 +154,11 @@ def create_app(
     ``extra_consumers`` are durable consumers run besides the built-in ones (tests, plug-ins)."""
     settings = settings or Settings()
     clock = clock or SystemClock()
+    if settings.stream_worker and extra_consumers:
+        raise ValueError(
+            "durable consumers run in the stream lane, which ADMITONE_STREAM_WORKER leaves to `admitone "
+            "worker` processes: give them to core.worker.Worker instead"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

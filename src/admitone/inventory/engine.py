@@ -1,7 +1,9 @@
 """The batching hold writer.
 
-Per event, one asyncio task takes every hold request waiting in the event's queue, allocates them in one
-transaction under the event's lock and commits once. Each waiter gets its own answer. The database stays
+Per event, one asyncio task (``ADMITONE_BATCH_WRITERS`` on PostgreSQL) takes every hold request waiting in
+the event's queue, allocates them in one transaction under the event's lock and commits once. Each waiter
+gets its own answer. The event and its ticket types are cached between batches and reloaded when the
+event's configuration version moves; on PostgreSQL the batch's writes go as one statement. The database stays
 the arbiter: seat claims have a primary key per (event, seat), quota counters a CHECK and conditional
 updates, so a second process (or a bug here) can never oversell; it would only make a batch fail, after
 which its requests are retried one transaction each.
