@@ -321,3 +321,63 @@ def test_demo_serves_the_demo_event(demo_server: tuple[str, Path]) -> None:
         me = client.get("/api/v1/organizer/me", headers={"Authorization": f"Bearer {key.group(0)}"})
         assert me.status_code == 200, me.text
         assert me.json()["name"] == "Demo Organizer"
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def test_serve_pings_websockets_at_the_configured_interval(tmp_path: Path) -> None:
+    """ADMITONE_WS_PING_INTERVAL_SECONDS reaches uvicorn: an open WebSocket gets a ping that soon (the
+    default, 20 s, would not come within the 5 s allowed)."""
+    import base64
+    import socket
+
+    port = free_port()
+    out = tmp_path / "serve.out"
+    with out.open("w") as stdout:
+        process = subprocess.Popen(
+            [ADMITONE, "serve", "--port", str(port)],
+            env=cli_env(tmp_path / "data", ADMITONE_WS_PING_INTERVAL_SECONDS="1"),
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, out.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+        # The dashboard socket waits (10 s) for its first message: an open, quiet WebSocket.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            key = base64.b64encode(os.urandom(16)).decode()
+            conn.sendall(
+                (
+                    "GET /api/v1/organizer/events/1/analytics/live HTTP/1.1\r\n"
+                    f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += conn.recv(4096)
+            head, _, rest = received.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101"), head
+            opened = time.monotonic()
+            while len(rest) < 1:
+                rest += conn.recv(4096)
+            waited = time.monotonic() - opened
+        assert rest[0] == 0x89, f"expected a ping frame first, got {rest[:8]!r}"
+        assert waited < 5, f"the first ping came after {waited:.1f} s"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from admitone.core.settings import Settings
+from tests.conftest import running
 from tests.harness import Harness, small_venue
 
 
@@ -246,3 +248,21 @@ async def test_outbox_sequence_is_gap_free_per_event(harness: Harness) -> None:
         payload if isinstance(payload, dict) else __import__("json").loads(payload)
     )
     assert parsed.lines[0].quantity == 1
+
+
+async def test_a_lingering_writer_takes_late_requests_into_its_batch(settings: Settings) -> None:
+    # ADMITONE_BATCH_LINGER_MS: a request that arrives shortly after the first one of a batch joins it.
+    async with running(settings.model_copy(update={"batch_linger_ms": 300})) as h:
+        org = await h.organizer()
+        ga = await h.ga_event(org, capacity=10)
+        one = {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]}
+        before = h.state.engine.batches
+
+        async def late() -> int:
+            await asyncio.sleep(0.05)
+            return (await h.hold(ga.event_id, one)).status_code
+
+        first, second = await asyncio.gather(h.hold(ga.event_id, one), late())
+        assert (first.status_code, second) == (201, 201)
+        assert h.state.engine.batches - before == 1
+        await h.check_invariants(ga.event_id)

@@ -7,6 +7,7 @@ sized viewport keeps the seat map and the hold button usable. Screenshots go to 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -28,6 +29,12 @@ if not CHROMIUM.exists():
 
 EVENT_ID = 1  # the demo event
 DESKTOP = {"width": 1280, "height": 860}
+
+# Resolves true once the <img> has loaded a picture, false if it failed to.
+IMAGE_LOADED = """img => img.complete ? img.naturalWidth > 0 : new Promise(resolve => {
+    img.addEventListener("load", () => resolve(img.naturalWidth > 0), {once: true});
+    img.addEventListener("error", () => resolve(false), {once: true});
+})"""
 
 
 @dataclass
@@ -209,7 +216,8 @@ async def test_hold_is_seen_live_then_checkout_shows_tickets_with_qr(server: str
     qrs = a.page.locator("#tickets img.qr")
     for i in range(2):
         await expect(qrs.nth(i)).to_have_attribute("src", re.compile(r"/qr\.svg\?token="))
-        loaded = await qrs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+        # The image may still be on its way: wait (at most 20 s) for it to load or fail.
+        loaded = await asyncio.wait_for(qrs.nth(i).evaluate(IMAGE_LOADED), 20)
         assert loaded, "the QR code image did not load"
     src = await qrs.first.get_attribute("src")
     assert src

@@ -59,6 +59,8 @@ def _uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
         log_level=settings.log_level,
         access_log=False,
         ws_per_message_deflate=settings.ws_per_message_deflate,
+        ws_ping_interval=settings.ws_ping_interval_seconds,
+        ws_ping_timeout=settings.ws_ping_timeout_seconds,
     )
 
 

@@ -117,6 +117,10 @@ class _EventWriter:
                     self.engine._retire(self)
                     return
                 continue
+            if self.engine.linger > 0:
+                # Requests of the same wave are still being parsed: let them join this batch rather than
+                # wait for the whole next one.
+                await asyncio.sleep(self.engine.linger)
             batch = [first]
             while len(batch) < self.engine.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
@@ -162,6 +166,7 @@ class InventoryEngine:
         self.clock = clock
         self.ttl = dt.timedelta(seconds=settings.hold_ttl_seconds)
         self.batch_max = settings.batch_max
+        self.linger = settings.batch_linger_ms / 1000
         # Batches of one event in flight at once. They still take the event's lock one after the other,
         # but the next one waits for it in the database, not behind this process's event loop. SQLite has
         # one writer connection: one.
