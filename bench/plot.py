@@ -145,17 +145,8 @@ def plot(results: list[tuple[str, dict[str, Any]]], out: Path) -> None:
     ax_other.set_ylim(0, first_nproc(results))
     ax_other.set_ylabel("cores used by other processes (bars)")
     ax_other.legend(fontsize=8, loc="upper right")
-    first = results[0][1]
-    m, pg = first["machine"], first["postgres"]
-    fig.suptitle(
-        f"POST /api/v1/events/{{id}}/holds on PostgreSQL {pg['server_version'].split()[0]} "
-        f"(synchronous_commit={pg['synchronous_commit']}); {m['nproc']} CPUs {m['cpu_model']}; "
-        f"{first['config']['duration_s']:g}s per point, median of {first['config'].get('repeat', 1)}",
-        fontsize=10,
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
+    first = results[0][1]["config"]
+    finish(fig, results, f"{first['duration_s']:g}s per point, median of {first.get('repeat', 1)}", out)
 
 
 def plot_compare(results: list[tuple[str, dict[str, Any]]], connections: int, out: Path) -> None:
@@ -198,12 +189,16 @@ def plot_compare(results: list[tuple[str, dict[str, Any]]], connections: int, ou
     ax_rate.set_title(f"Throughput at {connections} connections, each run with its baseline")
     ax_lat.set_ylabel("latency (ms)")
     ax_lat.set_title("Hold latency per run")
+    finish(fig, results, f"{results[0][1]['config']['duration_s']:g}s per run", out)
+
+
+def finish(fig: Any, results: list[tuple[str, dict[str, Any]]], runs: str, out: Path) -> None:
+    """Titles the figure with the endpoint, database and machine of the first results file, and saves it."""
     first = results[0][1]
     m, pg = first["machine"], first["postgres"]
     fig.suptitle(
         f"POST /api/v1/events/{{id}}/holds on PostgreSQL {pg['server_version'].split()[0]} "
-        f"(synchronous_commit={pg['synchronous_commit']}); {m['nproc']} CPUs {m['cpu_model']}; "
-        f"{first['config']['duration_s']:g}s per run",
+        f"(synchronous_commit={pg['synchronous_commit']}); {m['nproc']} CPUs {m['cpu_model']}; {runs}",
         fontsize=10,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

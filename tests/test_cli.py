@@ -280,13 +280,18 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.2)
         yield base, out
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group of a server started with ``start_new_session``; SIGKILL after 20 s."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def test_demo_serves_the_demo_event(demo_server: tuple[str, Path]) -> None:
@@ -375,9 +380,4 @@ def test_serve_pings_websockets_at_the_configured_interval(tmp_path: Path) -> No
         assert rest[0] == 0x89, f"expected a ping frame first, got {rest[:8]!r}"
         assert waited < 5, f"the first ping came after {waited:.1f} s"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process)

@@ -24,6 +24,7 @@ from admitone.outbox.consumers import position
 from tests.conftest import SECRET, running
 from tests.harness import Harness
 from tests.support import free_port, serving
+from tests.test_analytics import receive
 from tests.test_cli import ADMITONE, cli_env
 
 ONE = 2  # tickets per sale in these tests
@@ -110,11 +111,6 @@ async def test_the_worker_runs_the_stream_and_the_server_does_not(split_stream: 
 async def served_split(split: Settings) -> AsyncIterator[tuple[Harness, str]]:
     async with running(split) as h, serving(h.app, free_port(), lifespan=False) as base:
         yield h, base.replace("http://", "ws://") + "/api/v1"
-
-
-async def receive(ws: Any, within: float) -> dict[str, Any]:
-    message: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), within))
-    return message
 
 
 async def test_dashboards_update_when_a_worker_applies_the_sale(served_split: tuple[Harness, str]) -> None:

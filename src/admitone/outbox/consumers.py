@@ -149,15 +149,7 @@ class ConsumerRunner:
 
 async def position(db: Database, consumer: str, aggregate_type: str, aggregate_id: int) -> int:
     """The last sequence ``consumer`` applied for an aggregate (0: none)."""
-    async with db.read() as conn:
-        value = await conn.scalar(
-            sa.select(consumer_positions.c.sequence).where(
-                consumer_positions.c.consumer == consumer,
-                consumer_positions.c.aggregate_type == aggregate_type,
-                consumer_positions.c.aggregate_id == aggregate_id,
-            )
-        )
-    return int(value or 0)
+    return (await positions(db, consumer, aggregate_type, [aggregate_id])).get(aggregate_id, 0)
 
 
 async def positions(
