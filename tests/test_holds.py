@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 
 from admitone.core.settings import Settings
+from admitone.outbox.repository import EventStream
 from tests.conftest import running
 from tests.harness import Harness, small_venue
 
@@ -266,3 +267,33 @@ async def test_a_lingering_writer_takes_late_requests_into_its_batch(settings: S
         assert (first.status_code, second) == (201, 201)
         assert h.state.engine.batches - before == 1
         await h.check_invariants(ga.event_id)
+
+
+async def test_requests_arriving_while_a_batch_waits_for_the_lock_join_it(harness: Harness) -> None:
+    # The writer takes the waiting requests in again once it holds the event's lock: a request that
+    # arrives while the batch waits for another transaction is in that batch, not in the next one.
+    h = harness
+    org = await h.organizer()
+    ga = await h.ga_event(org, capacity=10)
+    one = {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]}
+    assert (await h.hold(ga.event_id, one)).status_code == 201  # the event's writer is running
+    before = h.state.engine.batches
+    locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_lock() -> None:
+        async with h.state.db.write() as conn:
+            await EventStream.lock(conn, ga.event_id)
+            locked.set()
+            await release.wait()
+
+    blocker = asyncio.create_task(hold_the_lock())
+    await locked.wait()
+    first = asyncio.create_task(h.hold(ga.event_id, one))
+    await asyncio.sleep(0.2)  # the writer has taken the first request and waits for the lock
+    second = asyncio.create_task(h.hold(ga.event_id, one))
+    await asyncio.sleep(0.2)
+    release.set()
+    await blocker
+    assert [r.status_code for r in await asyncio.gather(first, second)] == [201, 201]
+    assert h.state.engine.batches - before == 1
+    await h.check_invariants(ga.event_id)

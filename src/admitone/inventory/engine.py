@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,10 @@ class _Pending:
     future: asyncio.Future[bytes | JSONResponse]
 
 
+def _keep(batch: list[_Pending]) -> None:
+    """A batch retried one request at a time takes nobody else in."""
+
+
 class _EventWriter:
     def __init__(self, engine: InventoryEngine, event_id: int) -> None:
         self.engine = engine
@@ -122,8 +127,7 @@ class _EventWriter:
                 # wait for the whole next one.
                 await asyncio.sleep(self.engine.linger)
             batch = [first]
-            while len(batch) < self.engine.batch_max and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            self._top_up(batch)
             try:
                 await self._process(batch)
             except Exception as exc:  # never let one bad batch stop the writer
@@ -132,9 +136,14 @@ class _EventWriter:
                     if not pending.future.done():
                         pending.future.set_exception(exc)
 
-    async def _process(self, batch: list[_Pending]) -> None:
+    def _top_up(self, batch: list[_Pending]) -> None:
+        """Adds the requests waiting now, up to the batch limit."""
+        while len(batch) < self.engine.batch_max and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+
+    async def _process(self, batch: list[_Pending], top_up: bool = True) -> None:
         try:
-            results = await self.engine._write_batch(self.event_id, batch)
+            results = await self.engine._write_batch(self.event_id, batch, self._top_up if top_up else _keep)
         except DomainError as exc:  # the event itself is gone
             results = [exc] * len(batch)
         except (IntegrityError, repo.InventoryConflict, DBAPIError) as exc:
@@ -146,7 +155,7 @@ class _EventWriter:
                     exc,
                 )
                 for pending in batch:
-                    await self._process([pending])
+                    await self._process([pending], top_up=False)
                 return
             results = [Conflict("The inventory changed while your request was processed; please retry.")]
         for pending, result in zip(batch, results, strict=True):
@@ -230,7 +239,7 @@ class InventoryEngine:
         return event, types
 
     async def _write_batch(
-        self, event_id: int, batch: list[_Pending]
+        self, event_id: int, batch: list[_Pending], top_up: Callable[[list[_Pending]], None]
     ) -> list[bytes | JSONResponse | DomainError]:
         now = self.clock.now()
         results: list[bytes | JSONResponse | DomainError] = []
@@ -242,6 +251,7 @@ class InventoryEngine:
             event, types = await self._config(conn, stream)
             layout = await self._layout(conn, event.venue_id) if event.venue_id is not None else None
             quotas = await repo.load_quotas(conn, event_id)
+            top_up(batch)
             wanted: set[int] | None = {s for p in batch for s in p.request.seat_ids}
             if any(p.request.best_available is not None for p in batch):
                 wanted = None  # best-available searches need the whole map
