@@ -29,7 +29,7 @@ async def test_insert_many_stores_every_row_and_type(harness: Harness) -> None:
             "aggregate_id": 7,
             "sequence": i,
             "occurred_at": when + dt.timedelta(seconds=i),
-            "payload": {"n": i, "text": "quote ' and \" and ü", "nested": [1, None, {"a": True}]},
+            "payload": {"n": i, "text": "quote ' and \" and ü, \\ and \n", "nested": [1, None, {"a": True}]},
         }
         for i in range(1, 301)
     ]
@@ -41,6 +41,39 @@ async def test_insert_many_stores_every_row_and_type(harness: Harness) -> None:
         query = sa.select(*columns).where(outbox.c.aggregate_type == "test").order_by(outbox.c.sequence)
         stored = (await conn.execute(query)).all()
     assert [dict(r._mapping) for r in stored] == rows
+
+
+async def test_insert_many_keeps_the_instant_and_refuses_naive_datetimes(harness: Harness) -> None:
+    h = harness
+    elsewhere = dt.datetime(2026, 5, 1, 14, 30, 15, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+    def rows(when: dt.datetime, first: int) -> list[dict[str, object]]:
+        return [
+            {
+                "event_uuid": f"00000000-0000-4000-9000-{i:012d}",
+                "type": "test.zoned",
+                "version": 1,
+                "aggregate_type": "zoned",
+                "aggregate_id": 1,
+                "sequence": i,
+                "occurred_at": when,
+                "payload": {},
+            }
+            for i in range(first, first + 2)
+        ]
+
+    async with h.state.db.write() as conn:
+        await insert_many(conn, outbox, rows(elsewhere, 1))
+    async with h.state.db.read() as conn:
+        query = sa.select(outbox.c.occurred_at).where(outbox.c.aggregate_type == "zoned")
+        stored = (await conn.execute(query)).scalars().all()
+    assert stored == [elsewhere, elsewhere]  # the same instant ...
+    assert all(s.utcoffset() == dt.timedelta(0) for s in stored)  # ... read back in UTC
+
+    with pytest.raises((ValueError, sa.exc.StatementError), match="naive datetime"):
+        async with h.state.db.write() as conn:
+            await insert_many(conn, outbox, rows(elsewhere.replace(tzinfo=None), 3))
+    assert await h.scalar("SELECT count(*) FROM outbox WHERE aggregate_type = 'zoned'") == 2
 
 
 async def test_holds_placed_together_are_all_or_nothing(harness: Harness) -> None:

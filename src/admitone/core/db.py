@@ -67,24 +67,28 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _unnested(column: sa.Column[Any], values: list[Any]) -> sa.ColumnElement[Any]:
-    """``unnest`` of one array parameter holding a column's values, typed like the column."""
-    if isinstance(column.type, sa.JSON):
-        # Sent as text and cast back: one text[] parameter instead of a json[] codec.
-        texts = [_json_dumps(v) for v in values]
-        array = sa.cast(sa.bindparam(None, texts, type_=postgresql.ARRAY(sa.Text)), postgresql.ARRAY(sa.Text))
-        return sa.cast(sa.func.unnest(array), column.type)
-    array_type = postgresql.ARRAY(column.type)
-    return sa.func.unnest(sa.cast(sa.bindparam(None, values, type_=array_type), array_type))
+def _records(table: sa.Table, names: list[str], rows: Sequence[Mapping[str, Any]]) -> sa.TableValuedAlias:
+    """PostgreSQL: ``rows`` as one JSON document unpacked by ``json_to_recordset`` into typed columns."""
+    for name in names:
+        if isinstance(table.c[name].type, UTCDateTime) and any(
+            row[name] is not None and row[name].tzinfo is None for row in rows
+        ):
+            raise ValueError(
+                f"naive datetime given for {table.name}.{name}, where a timezone-aware one is required"
+            )
+    document = sa.cast(sa.bindparam(None, _json_dumps(rows), type_=sa.Text), postgresql.JSON)
+    columns = [sa.column(name, table.c[name].type) for name in names]
+    return sa.func.json_to_recordset(document).table_valued(*columns).render_derived(with_types=True)
 
 
 async def insert_many(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Inserts ``rows`` (dicts with the same keys) in the caller's transaction.
 
-    On PostgreSQL this is one ``INSERT ... SELECT unnest($1), unnest($2), ...`` with one array parameter
-    per column. The driver's executemany would run the statement once per row: at a few hundred rows per
-    hold batch that cost the server most of the batch's time (``docs/benchmarks.md``). SQLite, whose
-    statements run in-process, keeps executemany.
+    On PostgreSQL this is one ``INSERT ... SELECT ... FROM json_to_recordset($1)`` whose one parameter is
+    all the rows as a JSON document (orjson). The driver's executemany would run the statement once per
+    row: at a few hundred rows per hold batch that cost the server most of the batch's time
+    (``docs/benchmarks.md``); one array parameter per column made the driver inspect every value in
+    Python, twice the CPU of one document. SQLite, whose statements run in-process, keeps executemany.
     """
     if not rows:
         return
@@ -95,10 +99,10 @@ async def insert_many(conn: AsyncConnection, table: sa.Table, rows: Sequence[Map
 
 
 def insert_many_statement(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> sa.Insert:
-    """PostgreSQL: ``rows`` as one ``INSERT ... SELECT unnest(...)`` statement (see :func:`insert_many`)."""
+    """PostgreSQL: ``rows`` as one ``INSERT ... SELECT`` from a JSON document (see :func:`insert_many`)."""
     names = list(rows[0])
-    columns = [_unnested(table.c[name], [row[name] for row in rows]) for name in names]
-    return sa.insert(table).from_select(names, sa.select(*columns))
+    records = _records(table, names, rows)
+    return sa.insert(table).from_select(names, sa.select(*(records.c[name] for name in names)))
 
 
 def unnested_values(name: str, **columns: tuple[sa.types.TypeEngine[Any], list[Any]]) -> sa.Subquery:
