@@ -1127,7 +1127,13 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=100, help="connections opened at once per client process"
     )
-    parser.add_argument("--connections", type=int, default=256, help="HTTP connections of the hold load")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=512,
+        help="HTTP connections of the hold load; enough that slow responses do not cap the offered rate "
+        "(at most connections / response time holds per second)",
+    )
     parser.add_argument("--connect-timeout", type=float, default=300)
     parser.add_argument(
         "--quiet-below",
