@@ -96,8 +96,11 @@ def worker() -> None:
             "[yellow]ADMITONE_STREAM_WORKER is not set: `admitone serve` runs the stream lane itself as "
             "well; set it to true for the servers so that only workers run it.[/]"
         )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings))
+    import uvloop
+
+    # The same event loop as the servers': the worker's relay and consumers are socket-bound.
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_worker(settings))
 
 
 @app.command()

@@ -67,18 +67,29 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _records(table: sa.Table, names: list[str], rows: Sequence[Mapping[str, Any]]) -> sa.TableValuedAlias:
-    """PostgreSQL: ``rows`` as one JSON document unpacked by ``json_to_recordset`` into typed columns."""
-    for name in names:
+def json_rows(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> str:
+    """PostgreSQL: ``rows`` (dicts with the same keys) as the JSON document that :func:`insert_from_document`
+    and :func:`insert_many_statement` unpack. Refuses naive datetimes for timezone-aware columns."""
+    for name in rows[0]:
         if isinstance(table.c[name].type, UTCDateTime) and any(
             row[name] is not None and row[name].tzinfo is None for row in rows
         ):
             raise ValueError(
                 f"naive datetime given for {table.name}.{name}, where a timezone-aware one is required"
             )
-    document = sa.cast(sa.bindparam(None, _json_dumps(rows), type_=sa.Text), postgresql.JSON)
+    return _json_dumps(rows)
+
+
+def _insert_records(table: sa.Table, names: Sequence[str], document: sa.BindParameter[Any]) -> sa.Insert:
+    """PostgreSQL: ``INSERT INTO table (names) SELECT ... FROM json_to_recordset(document)``, the document's
+    records unpacked into typed columns."""
     columns = [sa.column(name, table.c[name].type) for name in names]
-    return sa.func.json_to_recordset(document).table_valued(*columns).render_derived(with_types=True)
+    records = (
+        sa.func.json_to_recordset(sa.cast(document, postgresql.JSON))
+        .table_valued(*columns)
+        .render_derived(with_types=True)
+    )
+    return sa.insert(table).from_select(list(names), sa.select(*(records.c[name] for name in names)))
 
 
 async def insert_many(conn: AsyncConnection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -100,25 +111,30 @@ async def insert_many(conn: AsyncConnection, table: sa.Table, rows: Sequence[Map
 
 def insert_many_statement(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> sa.Insert:
     """PostgreSQL: ``rows`` as one ``INSERT ... SELECT`` from a JSON document (see :func:`insert_many`)."""
-    names = list(rows[0])
-    records = _records(table, names, rows)
-    return sa.insert(table).from_select(names, sa.select(*(records.c[name] for name in names)))
+    return _insert_records(table, list(rows[0]), sa.bindparam(None, json_rows(table, rows), type_=sa.Text))
 
 
-def unnested_values(name: str, **columns: tuple[sa.types.TypeEngine[Any], list[Any]]) -> sa.Subquery:
-    """PostgreSQL: a derived table of parallel arrays, one bound parameter per column."""
+def insert_from_document(table: sa.Table, names: Sequence[str], param: str) -> sa.Insert:
+    """PostgreSQL: like :func:`insert_many_statement`, with the document (:func:`json_rows`) given as the
+    named parameter ``param`` at execution. A statement built once and executed many times is compiled
+    once and leaves no expression objects behind for the garbage collector: SQLAlchemy constructs hold
+    reference cycles, and a hold batch building its statement anew left thousands of them per second,
+    collected in pauses of tens of milliseconds (``docs/benchmarks.md``)."""
+    return _insert_records(table, names, sa.bindparam(param, type_=sa.Text))
+
+
+def unnested_arrays(name: str, **columns: tuple[sa.types.TypeEngine[Any], str]) -> sa.Subquery:
+    """PostgreSQL: a derived table of parallel arrays, each column the named parameter given for it."""
     selected = []
-    for column, (type_, values) in columns.items():
+    for column, (type_, param) in columns.items():
         array_type = postgresql.ARRAY(type_)
-        array = sa.cast(sa.bindparam(None, values, type_=array_type), array_type)
+        array = sa.cast(sa.bindparam(param, type_=array_type), array_type)
         selected.append(sa.func.unnest(array).label(column))
     return sa.select(*selected).subquery(name)
 
 
-async def execute_together(
-    conn: AsyncConnection, writes: Sequence[sa.UpdateBase], final: sa.Select[Any]
-) -> sa.Result[Any]:
-    """PostgreSQL: runs ``writes`` and ``final`` as one statement, one round trip to the server.
+def together(writes: Sequence[sa.UpdateBase], final: sa.Select[Any]) -> sa.Select[Any]:
+    """PostgreSQL: ``writes`` and ``final`` as one statement, one round trip to the server.
 
     The writes become data-modifying ``WITH`` clauses of ``final``, which may select from them (their
     ``RETURNING`` columns) to check what they did. PostgreSQL runs them all on one snapshot, so a write
@@ -129,8 +145,7 @@ async def execute_together(
     statement = final
     for index, write in enumerate(writes):
         statement = statement.add_cte(write.cte(f"w{index}"))
-    result: sa.Result[Any] = await conn.execute(statement)
-    return result
+    return statement
 
 
 class Database:

@@ -315,9 +315,7 @@ class InventoryEngine:
                     await service.emit_inventory_changed(
                         conn, stream, list(delta), seat_states, known={**quotas, **after}
                     )
-                    await repo.place_holds_together(
-                        conn, [d for d, _ in drafts], delta, stream.flush_statements()
-                    )
+                    await repo.place_holds_together(conn, [d for d, _ in drafts], delta, stream)
                 else:
                     await repo.insert_holds(conn, [d for d, _ in drafts])
                     changed = await repo.add_to_quotas(conn, "held", delta)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admitone.core.db import execute_together, insert_many, insert_many_statement, unnested_values
+from admitone.core.db import insert_from_document, insert_many, json_rows, together, unnested_arrays
 from admitone.events.models import events, quotas, seats, sections, ticket_type_quotas, ticket_types
 from admitone.inventory.allocation import (
     EventInfo,
@@ -21,6 +22,7 @@ from admitone.inventory.allocation import (
     VenueLayout,
 )
 from admitone.inventory.models import hold_lines, holds, seat_claims
+from admitone.outbox.repository import EventStream, flush_writes
 
 LIVE_HOLD = ("active", "ordered")
 
@@ -179,26 +181,48 @@ async def place_holds_together(
     conn: AsyncConnection,
     drafts: Sequence[HoldDraft],
     deltas: Counter[int],
-    then: Sequence[sa.UpdateBase],
+    stream: EventStream,
 ) -> None:
-    """PostgreSQL: what ``insert_holds`` and ``add_to_quotas(conn, "held", deltas)`` do, plus ``then``
-    (the batch's outbox rows), in one statement.
+    """PostgreSQL: what ``insert_holds``, ``add_to_quotas(conn, "held", deltas)`` and ``stream.flush()``
+    (the batch's outbox rows) do, in one statement.
 
     The quota counters take the same conditional update; if one refuses, the statement still ran, so
     :class:`InventoryConflict` is raised and the caller's transaction rolls everything back.
     """
     held, lines, claims = hold_rows(drafts)
-    writes: list[sa.UpdateBase] = [
-        insert_many_statement(holds, held),
-        insert_many_statement(hold_lines, lines),
-    ]
-    if claims:
-        writes.append(insert_many_statement(seat_claims, claims))
     changes = sorted((q, d) for q, d in deltas.items() if d > 0)
-    given = unnested_values(
+    parameters: dict[str, Any] = {
+        "holds_rows": json_rows(holds, held),
+        "lines_rows": json_rows(hold_lines, lines),
+        "delta_quota_ids": [q for q, _ in changes],
+        "delta_amounts": [d for _, d in changes],
+        **stream.flush_parameters(),
+    }
+    if claims:
+        parameters["claims_rows"] = json_rows(seat_claims, claims)
+    statement = _place_statement(tuple(held[0]), tuple(lines[0]), tuple(claims[0]) if claims else None)
+    updated = (await conn.execute(statement, parameters)).scalar_one()
+    if updated != len(changes):
+        raise InventoryConflict(f"{len(changes) - updated} of the quotas {[q for q, _ in changes]} refused")
+
+
+@functools.cache
+def _place_statement(
+    hold_columns: tuple[str, ...], line_columns: tuple[str, ...], claim_columns: tuple[str, ...] | None
+) -> sa.Select[Any]:
+    """The statement of :func:`place_holds_together` for rows with these columns, built once per shape
+    (general admission only, or with seat claims); everything that varies is a named parameter."""
+    writes: list[sa.UpdateBase] = [
+        insert_from_document(holds, hold_columns, "holds_rows"),
+        insert_from_document(hold_lines, line_columns, "lines_rows"),
+    ]
+    if claim_columns is not None:
+        writes.append(insert_from_document(seat_claims, claim_columns, "claims_rows"))
+    writes.extend(flush_writes())
+    given = unnested_arrays(
         "delta",
-        quota_id=(quotas.c.id.type, [q for q, _ in changes]),
-        amount=(quotas.c.held.type, [d for _, d in changes]),
+        quota_id=(quotas.c.id.type, "delta_quota_ids"),
+        amount=(quotas.c.held.type, "delta_amounts"),
     )
     counted = (
         sa.update(quotas)
@@ -210,10 +234,7 @@ async def place_holds_together(
         .returning(quotas.c.id)
         .cte("counted")
     )
-    final = sa.select(sa.func.count()).select_from(counted)
-    updated = (await execute_together(conn, [*writes, *then], final)).scalar_one()
-    if updated != len(changes):
-        raise InventoryConflict(f"{len(changes) - updated} of the quotas {[q for q, _ in changes]} refused")
+    return together(writes, sa.select(sa.func.count()).select_from(counted))
 
 
 async def add_to_quotas(conn: AsyncConnection, column: str, deltas: Counter[int]) -> dict[int, QuotaInfo]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,11 +10,23 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from admitone.core.db import OUTBOX_ROWS, OUTBOX_WRITTEN, insert_many, insert_many_statement, utcnow
+from admitone.core.db import OUTBOX_ROWS, OUTBOX_WRITTEN, insert_from_document, insert_many, json_rows, utcnow
 from admitone.core.errors import NotFound
 from admitone.events.models import event_streams
 from admitone.outbox.contracts import DomainEvent
 from admitone.outbox.models import outbox
+
+# The columns of the rows ``EventStream`` writes, in order.
+OUTBOX_COLUMNS = (
+    "event_uuid",
+    "type",
+    "version",
+    "aggregate_type",
+    "aggregate_id",
+    "sequence",
+    "occurred_at",
+    "payload",
+)
 
 
 @dataclass
@@ -65,13 +78,19 @@ class EventStream:
         await self.conn.execute(self._advance())
         return len(rows)
 
-    def flush_statements(self) -> list[sa.UpdateBase]:
-        """PostgreSQL: what :meth:`flush` does, as statements the caller runs with its own writes
-        (``core.db.execute_together``), in this transaction."""
+    def flush_parameters(self) -> dict[str, Any]:
+        """PostgreSQL: what :meth:`flush` does, as the parameters of :func:`flush_writes`, which the caller
+        runs with its own writes (``core.db.together``) in this transaction. Needs pending events."""
         rows = self._take_pending()
         if not rows:
-            return []
-        return [insert_many_statement(outbox, rows), self._advance()]
+            raise ValueError("no pending domain events to write")
+        if tuple(rows[0]) != OUTBOX_COLUMNS:  # the statement of ``flush_writes`` names them
+            raise AssertionError(f"outbox rows have the columns {tuple(rows[0])}, not {OUTBOX_COLUMNS}")
+        return {
+            "outbox_rows": json_rows(outbox, rows),
+            "outbox_event_id": self.event_id,
+            "outbox_last_seq": self.last_seq,
+        }
 
     def _take_pending(self) -> list[dict[str, Any]]:
         if not self.pending:
@@ -106,3 +125,16 @@ class EventStream:
             .where(event_streams.c.event_id == self.event_id)
             .values(last_seq=self.last_seq)
         )
+
+
+@functools.cache
+def flush_writes() -> tuple[sa.Insert, sa.Update]:
+    """PostgreSQL: the statements of :meth:`EventStream.flush`, built once, taking the named parameters
+    of :meth:`EventStream.flush_parameters`."""
+    insert = insert_from_document(outbox, OUTBOX_COLUMNS, "outbox_rows")
+    advance = (
+        sa.update(event_streams)
+        .where(event_streams.c.event_id == sa.bindparam("outbox_event_id"))
+        .values(last_seq=sa.bindparam("outbox_last_seq"))
+    )
+    return insert, advance
