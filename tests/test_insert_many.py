@@ -15,7 +15,7 @@ from admitone.inventory.allocation import DraftLine, HoldDraft, TicketTypeInfo
 from admitone.inventory.repository import InventoryConflict, place_holds_together
 from admitone.outbox.models import outbox
 from admitone.outbox.repository import EventStream
-from tests.harness import Harness
+from tests.harness import GAEvent, Harness
 
 
 async def test_insert_many_stores_every_row_and_type(harness: Harness) -> None:
@@ -77,6 +77,22 @@ async def test_insert_many_keeps_the_instant_and_refuses_naive_datetimes(harness
     assert await h.scalar("SELECT count(*) FROM outbox WHERE aggregate_type = 'zoned'") == 2
 
 
+async def _place_batch(h: Harness, ga: GAEvent, prefix: str, count: int) -> None:
+    """Writes ``count`` one-ticket holds of ``ga`` (ids ``prefix_0`` ...) and as many ``test.placed`` events
+    with ``place_holds_together``, in one transaction."""
+    now = h.clock.now()
+    tt = TicketTypeInfo(ga.ticket_type_id, "Standing", "admission", None, 2500, "EUR", 1, 10, (ga.quota_id,))
+    drafts = [
+        HoldDraft(f"{prefix}_{n}", ga.event_id, [DraftLine(tt, None, 1)], 2500, "EUR", now, now)
+        for n in range(count)
+    ]
+    async with h.state.db.write() as conn:
+        stream = await EventStream.lock(conn, ga.event_id)
+        for n in range(count):
+            stream.emit_payload("test.placed", 1, {"n": n})
+        await place_holds_together(conn, drafts, Counter({ga.quota_id: count}), stream)
+
+
 async def test_holds_placed_together_are_all_or_nothing(harness: Harness) -> None:
     # PostgreSQL sends a batch's holds, lines, quota counters and outbox rows as one statement; when the
     # conditional counter update refuses, the whole transaction must leave nothing behind.
@@ -85,23 +101,9 @@ async def test_holds_placed_together_are_all_or_nothing(harness: Harness) -> Non
         pytest.skip("one-statement batches are the PostgreSQL path; SQLite runs the statements one by one")
     org = await h.organizer()
     ga = await h.ga_event(org, capacity=3)
-    now = h.clock.now()
-    tt = TicketTypeInfo(ga.ticket_type_id, "Standing", "admission", None, 2500, "EUR", 1, 10, (ga.quota_id,))
-
-    def draft(n: int) -> HoldDraft:
-        return HoldDraft(f"hold_together_{n}", ga.event_id, [DraftLine(tt, None, 1)], 2500, "EUR", now, now)
 
     async def place(count: int) -> None:
-        async with h.state.db.write() as conn:
-            stream = await EventStream.lock(conn, ga.event_id)
-            for n in range(count):
-                stream.emit_payload("test.placed", 1, {"n": n})
-            await place_holds_together(
-                conn,
-                [draft(n) for n in range(count)],
-                Counter({ga.quota_id: count}),
-                stream,
-            )
+        await _place_batch(h, ga, "hold_together", count)
 
     with pytest.raises(InventoryConflict):
         await place(4)  # capacity is 3
@@ -129,21 +131,9 @@ async def test_hold_batches_leave_no_garbage_cycles_behind(harness: Harness) -> 
         pytest.skip("one-statement batches are the PostgreSQL path")
     org = await h.organizer()
     ga = await h.ga_event(org, capacity=10_000)
-    now = h.clock.now()
-    tt = TicketTypeInfo(ga.ticket_type_id, "Standing", "admission", None, 2500, "EUR", 1, 10, (ga.quota_id,))
 
     async def place(batch: int, size: int) -> None:
-        async with h.state.db.write() as conn:
-            stream = await EventStream.lock(conn, ga.event_id)
-            drafts = [
-                HoldDraft(
-                    f"hold_gc_{batch}_{n}", ga.event_id, [DraftLine(tt, None, 1)], 2500, "EUR", now, now
-                )
-                for n in range(size)
-            ]
-            for n in range(size):
-                stream.emit_payload("test.placed", 1, {"n": n})
-            await place_holds_together(conn, drafts, Counter({ga.quota_id: size}), stream)
+        await _place_batch(h, ga, f"hold_gc_{batch}", size)
 
     await place(0, 3)  # the statement is built (and compiled) on first use
     gc.collect()

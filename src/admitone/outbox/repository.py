@@ -75,7 +75,7 @@ class EventStream:
         if not rows:
             return 0
         await insert_many(self.conn, outbox, rows)
-        await self.conn.execute(self._advance())
+        await self.conn.execute(_advance(), self._advance_parameters())
         return len(rows)
 
     def flush_parameters(self) -> dict[str, Any]:
@@ -86,11 +86,7 @@ class EventStream:
             raise ValueError("no pending domain events to write")
         if tuple(rows[0]) != OUTBOX_COLUMNS:  # the statement of ``flush_writes`` names them
             raise AssertionError(f"outbox rows have the columns {tuple(rows[0])}, not {OUTBOX_COLUMNS}")
-        return {
-            "outbox_rows": json_rows(outbox, rows),
-            "outbox_event_id": self.event_id,
-            "outbox_last_seq": self.last_seq,
-        }
+        return {"outbox_rows": json_rows(outbox, rows), **self._advance_parameters()}
 
     def _take_pending(self) -> list[dict[str, Any]]:
         if not self.pending:
@@ -119,22 +115,22 @@ class EventStream:
         self.conn.info.setdefault(OUTBOX_ROWS, []).extend(rows)  # and this process's live hub is given them
         return rows
 
-    def _advance(self) -> sa.Update:
-        return (
-            sa.update(event_streams)
-            .where(event_streams.c.event_id == self.event_id)
-            .values(last_seq=self.last_seq)
-        )
+    def _advance_parameters(self) -> dict[str, Any]:
+        return {"outbox_event_id": self.event_id, "outbox_last_seq": self.last_seq}
 
 
 @functools.cache
 def flush_writes() -> tuple[sa.Insert, sa.Update]:
     """PostgreSQL: the statements of :meth:`EventStream.flush`, built once, taking the named parameters
     of :meth:`EventStream.flush_parameters`."""
-    insert = insert_from_document(outbox, OUTBOX_COLUMNS, "outbox_rows")
-    advance = (
+    return insert_from_document(outbox, OUTBOX_COLUMNS, "outbox_rows"), _advance()
+
+
+@functools.cache
+def _advance() -> sa.Update:
+    """Moves the event's stream to the last sequence written (``EventStream._advance_parameters``)."""
+    return (
         sa.update(event_streams)
         .where(event_streams.c.event_id == sa.bindparam("outbox_event_id"))
         .values(last_seq=sa.bindparam("outbox_last_seq"))
     )
-    return insert, advance
