@@ -59,6 +59,8 @@ import numpy as np
 import orjson
 from websockets.asyncio.client import connect
 
+from lanes import LanePoller
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
@@ -523,6 +525,8 @@ async def run_one(
         seats_file.write_bytes(orjson.dumps(seat_ids[:needed]))
         holds_out = work / f"holds-{label}.npz"
         start_at = time.time() + 1.0
+        lanes = LanePoller(f"postgresql://{args.pg_user}@{HOST}:{args.pg_port}/{args.db}", event_id)
+        lane_watching = asyncio.create_task(lanes.run())
         load = await asyncio.create_subprocess_exec(
             sys.executable,
             str(BENCH_DIR / "fanout_load.py"),
@@ -592,7 +596,9 @@ async def run_one(
         peak = status_kib(server.pid)
         await asyncio.sleep(DRAIN_SECONDS)
         after = status_kib(server.pid)
-        result["live_lane"] = await live_lane_lag(args, event_id, start_at, start_at + args.duration)
+        lanes.stop()
+        await asyncio.wait_for(lane_watching, 30)
+        result["live_lane"] = await live_lane_lag(args, event_id, start_at, start_at + args.duration, lanes)
         print(f"  live lane (outbox -> hub) during the load: {result['live_lane']}", flush=True)
         busy = (jiffies1[0] - jiffies0[0]) / max(jiffies1[1] - jiffies0[1], 1) * (os.cpu_count() or 1)
         result.update(
@@ -873,21 +879,19 @@ def plot(rows: list[dict[str, Any]], out: Path, machine: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-async def live_lane_lag(args: argparse.Namespace, event_id: int, t0: float, t1: float) -> dict[str, Any]:
-    """How long the event's domain events of the load window waited in the outbox before the relay read
-    them and handed them to the hub: ``published_at - occurred_at`` (both set by the server's clock;
-    ``published_at`` is taken when the relay marks the batch it has just read, before it publishes it).
-    This is the part of commit -> receipt spent before the hub; rows still unpublished count until now."""
+async def live_lane_lag(
+    args: argparse.Namespace, event_id: int, t0: float, t1: float, lanes: LanePoller
+) -> dict[str, Any]:
+    """How long the event's domain events of the load window waited in the outbox before the live relay
+    read them and handed them to the hub: the lane's sampled position time (``bench/lanes.py``; the relay
+    records it when it has read the batch, before it publishes it; an upper bound by one sample) minus
+    ``occurred_at`` (both the server's clock). This is the part of commit -> receipt spent before the hub;
+    rows the lane had not reached when sampling stopped are counted as unpublished."""
     conn = await asyncpg.connect(f"postgresql://{args.pg_user}@{HOST}:{args.pg_port}/{args.db}")
     try:
-        row = await conn.fetchrow(
+        rows = await conn.fetch(
             """
-            SELECT count(*) AS rows,
-                   count(*) FILTER (WHERE published_at IS NULL) AS unpublished,
-                   percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
-                       ORDER BY extract(epoch FROM coalesce(published_at, now()) - occurred_at)
-                   ) AS lag
-            FROM outbox
+            SELECT sequence, occurred_at FROM outbox
             WHERE aggregate_type = 'event' AND aggregate_id = $1
               AND occurred_at BETWEEN to_timestamp($2) AND to_timestamp($3)
             """,
@@ -897,12 +901,20 @@ async def live_lane_lag(args: argparse.Namespace, event_id: int, t0: float, t1: 
         )
     finally:
         await conn.close()
-    lag = row["lag"] or [None, None]
+    lags = []
+    unpublished = 0
+    for r in rows:
+        at = lanes.picked_up("live", r["sequence"])
+        if at is None:
+            unpublished += 1
+        else:
+            lags.append((at - r["occurred_at"]).total_seconds())
+    p50, p99 = np.percentile(lags, [50, 99]).tolist() if lags else [None, None]
     return {
-        "rows": row["rows"],
-        "unpublished_after_drain": row["unpublished"],
-        "outbox_to_hub_p50_ms": None if lag[0] is None else round(lag[0] * 1000, 1),
-        "outbox_to_hub_p99_ms": None if lag[1] is None else round(lag[1] * 1000, 1),
+        "rows": len(rows),
+        "unpublished_after_drain": unpublished,
+        "outbox_to_hub_p50_ms": None if p50 is None else round(p50 * 1000, 1),
+        "outbox_to_hub_p99_ms": None if p99 is None else round(p99 * 1000, 1),
     }
 
 

@@ -17,7 +17,7 @@ One run:
 3. backlog: inserts ``--events`` outbox rows with ``INSERT ... SELECT FROM generate_series``:
    alternating ``hold.placed`` / ``inventory.changed`` payloads (validated against the contracts) over
    ``--aggregates`` ticketing events, gap-free sequences per event, live lane already published; then
-   the stream relay (``OutboxRelay(column="streamed_at", lock_key=STREAM_LOCK_KEY)`` with the
+   the stream relay (``OutboxRelay(lane="stream")`` with the
    ``KafkaPublisher``) drains it to Kafka; events/s and the ratio to the baseline;
 4. verifies with a Kafka consumer that every event arrived exactly once and that every event's sequences
    arrive in order (all records are read back unless ``--verify sample``, which checks every record's
@@ -48,7 +48,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
 import json
 import os
 import resource
@@ -90,6 +89,7 @@ from holds import (
     stop_server,
     wait_ready,
 )
+from lanes import LANES, LanePoller, backlogs
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_EVENTS_PER_S = 20_000.0
@@ -259,22 +259,45 @@ json_build_object(
         THEN json_build_array(json_build_object('seat_id', s.agg * 100000 + s.k % 100000, 'state', 'held'))
         ELSE json_build_array() END)
 """
-# Row g (0-based) belongs to ticketing event g % A + 1 with sequence g / A + 1: gap-free per event and
-# in id order, like the app writes them. Each event alternates hold.placed and inventory.changed;
+# Row g (0-based) belongs to ticketing event first + g % A with sequence g / A + 1: gap-free per event
+# and in id order, like the app writes them. Each event alternates hold.placed and inventory.changed;
 # odd events are seated (a seat in every hold and its state change), even ones general admission.
 INSERT_SQL = f"""
 INSERT INTO outbox (event_uuid, type, version, aggregate_type, aggregate_id, sequence, occurred_at,
-                    payload, published_at)
+                    payload)
 SELECT gen_random_uuid()::text,
        CASE WHEN s.k % 2 = 0 THEN 'hold.placed' ELSE 'inventory.changed' END,
        1, 'event', s.agg, s.k + 1,
        $3::timestamptz + g * interval '1 microsecond',
-       CASE WHEN s.k % 2 = 0 THEN {HOLD_PLACED_SQL} ELSE {INVENTORY_CHANGED_SQL} END,
-       $3::timestamptz
+       CASE WHEN s.k % 2 = 0 THEN {HOLD_PLACED_SQL} ELSE {INVENTORY_CHANGED_SQL} END
 FROM generate_series($1::bigint, $2::bigint) AS g,
-     LATERAL (SELECT (g % $4)::int + 1 AS agg, g / $4 AS k) AS s
+     LATERAL (SELECT $5::int + (g % $4)::int AS agg, g / $4 AS k) AS s
 ORDER BY g
 """
+
+
+async def create_backlog_events(conn: asyncpg.Connection, aggregates: int, now: dt.datetime) -> int:
+    """``aggregates`` draft events of one organizer, with their stream rows; returns the first id (the
+    ids are consecutive: one statement on a fresh database)."""
+    organizer = await conn.fetchval(
+        "INSERT INTO organizers (name, created_at) VALUES ('relay backlog', $1) RETURNING id", now
+    )
+    ids = await conn.fetch(
+        "INSERT INTO events (organizer_id, name, slug, starts_at, timezone, status, currency, created_at)"
+        " SELECT $1, 'backlog ' || i, 'relay-backlog-' || i, $2, 'UTC', 'draft', 'EUR', $2"
+        " FROM generate_series(1, $3) AS i ORDER BY i RETURNING id",
+        organizer,
+        now,
+        aggregates,
+    )
+    first = min(int(r["id"]) for r in ids)
+    if sorted(int(r["id"]) for r in ids) != list(range(first, first + aggregates)):
+        raise BenchError("the backlog's events did not get consecutive ids")
+    await conn.execute(
+        "INSERT INTO event_streams (event_id, last_seq) SELECT id, 0 FROM events WHERE organizer_id = $1",
+        organizer,
+    )
+    return first
 
 
 async def insert_backlog(dsn: str, n: int, aggregates: int, chunk: int = 100_000) -> dict[str, Any]:
@@ -283,15 +306,26 @@ async def insert_backlog(dsn: str, n: int, aggregates: int, chunk: int = 100_000
     conn = await asyncpg.connect(dsn)
     try:
         now = dt.datetime.now(dt.UTC)
+        first = await create_backlog_events(conn, aggregates, now)
         t0 = time.monotonic()
         done = 0
         while done < n:
             upto = min(done + chunk, n)
-            await conn.execute(INSERT_SQL, done, upto - 1, now, aggregates)
+            await conn.execute(INSERT_SQL, done, upto - 1, now, aggregates, first)
             done = upto
             if done % 500_000 == 0 or done == n:
                 print(f"    inserted {done:,} rows ({time.monotonic() - t0:.1f}s)", flush=True)
         took = time.monotonic() - t0
+        # The events' streams stand at their last row; the live lane has published them all, the stream
+        # lane none (it starts at 0).
+        await conn.execute(
+            "UPDATE event_streams s SET last_seq = o.m FROM (SELECT aggregate_id, max(sequence) AS m"
+            " FROM outbox GROUP BY aggregate_id) o WHERE s.event_id = o.aggregate_id"
+        )
+        await conn.execute(
+            "INSERT INTO outbox_lanes (lane, aggregate_type, aggregate_id, sequence, updated_at)"
+            " SELECT 'live', 'event', event_id, last_seq, now() FROM event_streams WHERE last_seq > 0"
+        )
         await conn.execute("ANALYZE outbox")
         # The payloads are what the app writes: every contract validates a sample of them.
         sample = await conn.fetch(
@@ -335,14 +369,12 @@ async def drain_backlog(
 ) -> dict[str, Any]:
     from admitone.core.db import Database
     from admitone.core.settings import Settings
-    from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
+    from admitone.outbox.relay import STREAM_LANE, OutboxRelay
 
     publisher, kind = make_publisher(bootstrap, BACKLOG_TOPIC, partitions)
     db = Database(Settings(database_url=db_url))
     await publisher.start()
-    relay = OutboxRelay(
-        db, publisher, batch=batch, column="streamed_at", lock_key=STREAM_LOCK_KEY, name="outbox-stream"
-    )
+    relay = OutboxRelay(db, publisher, batch=batch, lane=STREAM_LANE, name="outbox-stream")
     try:
         await db.ping()
         cpu.pids["postgres"] = await backend_pids(dsn, db_name)
@@ -720,7 +752,9 @@ async def live_run(
             polling = asyncio.create_task(poll_summary(base, event_id, api_key, args.duration, summary_ms))
             positions = PositionPoller(dsn, event_id)
             watching = asyncio.create_task(positions.run())
-            side_tasks += [polling, watching]
+            lanes = LanePoller(dsn, event_id)
+            lane_watching = asyncio.create_task(lanes.run())
+            side_tasks += [polling, watching, lane_watching]
             selling = (
                 asyncio.create_task(
                     run_sales(client, event_id, type_id, args.sales_rate, args.duration, sales)
@@ -752,7 +786,9 @@ async def live_run(
                 elif time.monotonic() - quiet_since > 1.5:
                     break
             positions.stop()
+            lanes.stop()
             await asyncio.wait_for(watching, 30)
+            await asyncio.wait_for(lane_watching, 30)
         finally:
             for side in side_tasks:
                 if not side.done():
@@ -773,9 +809,11 @@ async def live_run(
     d = summarize(dash.lags_ms)
     stages: dict[str, Any] = {}
     try:  # diagnostics only: a failure here must not lose the run's figures
-        stages = await lag_stages(dsn, event_id, wall0, wall1)
+        stages = await lag_stages(dsn, event_id, wall0, wall1, lanes)
         stages["summary_get_ms"] = summarize(summary_ms)
-        stages["dashboard_breakdown"] = await dashboard_breakdown(dsn, event_id, dash.samples, positions.seen)
+        stages["dashboard_breakdown"] = await dashboard_breakdown(
+            dsn, event_id, dash.samples, positions.seen, lanes
+        )
     except Exception as exc:
         stages["error"] = f"{type(exc).__name__}: {exc}"
         print(f"  lag stages could not be computed: {stages['error']}", flush=True)
@@ -853,16 +891,21 @@ class PositionPoller:
 
 
 async def dashboard_breakdown(
-    dsn: str, event_id: int, samples: list[tuple[str, dt.datetime]], positions: list[tuple[int, dt.datetime]]
+    dsn: str,
+    event_id: int,
+    samples: list[tuple[str, dt.datetime]],
+    positions: list[tuple[int, dt.datetime]],
+    lanes: LanePoller,
 ) -> dict[str, Any]:
     """Every dashboard sample matched with its ``order.paid`` row (by ``paid_at``): paid -> commit
-    (``occurred_at``), -> lane pick-up (``published_at`` / ``streamed_at``), -> applied by the analytics
-    consumer (first polled position at or past the row's sequence: an upper bound, polled every 20 ms),
-    -> received on the socket (the broadcaster's wait for its next push, the summary read, the send)."""
+    (``occurred_at``), -> lane pick-up (the sampled lane positions, ``bench/lanes.py``: upper bounds),
+    -> applied by the analytics consumer (first polled position at or past the row's sequence: an upper
+    bound, polled every 20 ms), -> received on the socket (the broadcaster's wait for its next push, the
+    summary read, the send)."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT sequence, occurred_at, published_at, streamed_at, payload::json ->> 'paid_at' AS paid_at"
+            "SELECT sequence, occurred_at, payload::json ->> 'paid_at' AS paid_at"
             " FROM outbox WHERE aggregate_id = $1 AND type = 'order.paid'",
             event_id,
         )
@@ -885,9 +928,10 @@ async def dashboard_breakdown(
         matched += 1
         occurred = row["occurred_at"]
         parts["paid_to_commit"].append((occurred - paid).total_seconds() * 1000)
-        for lane in ("published", "streamed"):
-            if row[f"{lane}_at"] is not None:
-                parts[f"commit_to_{lane}"].append((row[f"{lane}_at"] - occurred).total_seconds() * 1000)
+        for lane, part in (("live", "commit_to_published"), ("stream", "commit_to_streamed")):
+            at = lanes.picked_up(lane, row["sequence"])
+            if at is not None:
+                parts[part].append((at - occurred).total_seconds() * 1000)
         applied = next((at for seq, at in positions if seq >= row["sequence"]), None)
         if applied is not None:
             parts["commit_to_applied"].append((applied - occurred).total_seconds() * 1000)
@@ -895,42 +939,42 @@ async def dashboard_breakdown(
     return {"samples": len(samples), "matched": matched, **{k: summarize(v) for k, v in parts.items()}}
 
 
-async def lag_stages(dsn: str, event_id: int, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
-    """Where a paid order's time goes before the consumers see it, from the outbox's own timestamps:
-    ``published_at`` / ``streamed_at`` are set when the live / stream relay picks a batch up. Per lane:
-    the pick-up delay of ``order.paid`` rows (lane time - ``occurred_at``), and the batches of the run
-    (rows per batch, time between two batches: one relay cycle, which in the embedded mode includes
-    every durable consumer's transaction)."""
+async def lag_stages(
+    dsn: str, event_id: int, since: dt.datetime, until: dt.datetime, lanes: LanePoller
+) -> dict[str, Any]:
+    """Where a paid order's time goes before the consumers see it, from the sampled lane positions of the
+    event (``bench/lanes.py``). Per lane: the pick-up delay of ``order.paid`` rows (lane time -
+    ``occurred_at``, an upper bound), and the moves of the lane's position in the event during the run
+    (rows per move, time between two moves: about one relay cycle, which in the embedded mode includes
+    every durable consumer's transaction; moves closer than one sample merge)."""
     conn = await asyncpg.connect(dsn)
     try:
-        out: dict[str, Any] = {}
-        for lane in ("published_at", "streamed_at"):
-            paid = await conn.fetch(
-                f"SELECT extract(epoch FROM {lane} - occurred_at) * 1000 AS ms FROM outbox"
-                f" WHERE aggregate_id = $1 AND type = 'order.paid' AND occurred_at BETWEEN $2 AND $3"
-                f" AND {lane} IS NOT NULL",
-                event_id,
-                since,
-                until,
-            )
-            batches = await conn.fetch(
-                f"SELECT {lane} AS at, count(*) AS n FROM outbox WHERE occurred_at BETWEEN $1 AND $2"
-                f" AND {lane} IS NOT NULL GROUP BY {lane} ORDER BY {lane}",
-                since,
-                until,
-            )
-            gaps = [(b["at"] - a["at"]).total_seconds() * 1000 for a, b in itertools.pairwise(batches)]
-            sizes = [int(b["n"]) for b in batches]
-            out[lane] = {
-                "order_paid_pickup_ms": summarize([float(r["ms"]) for r in paid]),
-                "batches": len(sizes),
-                "rows_per_batch_mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
-                "rows_per_batch_max": max(sizes) if sizes else None,
-                "cycle_ms": summarize(gaps),
-            }
-        return out
+        paid = await conn.fetch(
+            "SELECT sequence, occurred_at FROM outbox WHERE aggregate_id = $1 AND type = 'order.paid'"
+            " AND occurred_at BETWEEN $2 AND $3",
+            event_id,
+            since,
+            until,
+        )
     finally:
         await conn.close()
+    out: dict[str, Any] = {}
+    for lane in LANES:
+        delays = [
+            (at - r["occurred_at"]).total_seconds() * 1000
+            for r in paid
+            if (at := lanes.picked_up(lane, r["sequence"])) is not None
+        ]
+        moves = lanes.batches(lane, since, until)
+        sizes = moves["sizes"]
+        out[lane] = {
+            "order_paid_pickup_ms": summarize(delays),
+            "moves": moves["moves"],
+            "rows_per_move_mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
+            "rows_per_move_max": max(sizes) if sizes else None,
+            "cycle_ms": summarize(moves["gaps_ms"]),
+        }
+    return out
 
 
 def lag_targets(live: dict[str, Any]) -> dict[str, Any]:
@@ -960,23 +1004,20 @@ def lag_targets(live: dict[str, Any]) -> dict[str, Any]:
 async def outbox_counts(dsn: str) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
-        row = await conn.fetchrow(
-            "SELECT count(*) AS n, count(*) FILTER (WHERE streamed_at IS NULL) AS unstreamed,"
-            " count(*) FILTER (WHERE published_at IS NULL) AS unpublished FROM outbox"
-        )
-        return {
-            "rows": int(row["n"]),
-            "unstreamed": int(row["unstreamed"]),
-            "unpublished": int(row["unpublished"]),
-        }
+        rows = int(await conn.fetchval("SELECT count(*) FROM outbox"))
+        waiting = await backlogs(conn)
+        return {"rows": rows, "unstreamed": waiting["stream"], "unpublished": waiting["live"]}
     finally:
         await conn.close()
 
 
 async def truncate_outbox(dsn: str) -> None:
+    """Empties the outbox and the lanes' positions; the backlog's events start their streams again."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("TRUNCATE outbox")
+        async with conn.transaction():
+            await conn.execute("TRUNCATE outbox, outbox_lanes")
+            await conn.execute("UPDATE event_streams SET last_seq = 0")
     finally:
         await conn.close()
 

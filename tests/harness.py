@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from admitone.core.clock import ManualClock
 from admitone.core.deps import AppState
 from admitone.organizers import service as organizers
+from admitone.outbox.relay import backlog
 
 
 @dataclass
@@ -150,6 +151,10 @@ class Harness:
     async def scalar(self, query: str, **params: Any) -> Any:
         async with self.state.db.read() as conn:
             return (await conn.execute(sa.text(query), params)).scalar()
+
+    async def backlog(self, lane: str) -> int:
+        """How many domain events wait in the outbox lane ``live`` or ``stream``."""
+        return await backlog(self.state.db, lane)
 
     async def rows(self, query: str, **params: Any) -> list[Any]:
         async with self.state.db.read() as conn:

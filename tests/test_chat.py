@@ -422,7 +422,7 @@ async def test_live_chat_through_the_hub(harness: Harness) -> None:
         "chat.user_muted",
     ]
     assert await h.scalar("SELECT last_seq FROM event_streams WHERE event_id = :e", e=event_id) == len(rows)
-    assert await h.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    assert await h.backlog("live") == 0
 
 
 async def test_live_view_keeps_the_latest_messages(harness: Harness) -> None:

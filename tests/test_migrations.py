@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,86 @@ async def test_downgrade_to_the_first_revision_and_back(settings: Settings) -> N
     assert diff, "the first revision lacks later tables, so the schemas must differ"
     in_thread(migrate, settings)
     assert await _diff(settings) == []
+
+
+async def test_lane_timestamps_become_lane_positions_and_back(settings: Settings) -> None:
+    """Upgrading moves each lane to the row before its first unpublished row per event (a row published
+    after a gap is published again: at least once); downgrading marks the rows up to the position."""
+    in_thread(migrate_to, settings, "0008")
+    done = "2026-12-01 10:00:00"
+    # event 1: live published 1, 2 and 4 (3 waits), stream all five; event 2: live all, stream none
+    marks = {(1, s): (done if s != 3 else None, done) for s in range(1, 6)}
+    marks |= {(2, s): (done, None) for s in range(1, 4)}
+    db = Database(settings)
+    try:
+        async with db.write() as conn:
+            for (agg, seq), (published, streamed) in marks.items():
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO outbox (event_uuid, type, version, aggregate_type, aggregate_id,"
+                        " sequence, occurred_at, payload, published_at, streamed_at)"
+                        " VALUES (:u, 'hold.placed', 1, 'event', :a, :s, :t, '{}', :p, :st)"
+                    ).bindparams(
+                        sa.bindparam("t", type_=sa.DateTime()),
+                        sa.bindparam("p", type_=sa.DateTime()),
+                        sa.bindparam("st", type_=sa.DateTime()),
+                    ),
+                    {
+                        "u": f"{agg}-{seq}",
+                        "a": agg,
+                        "s": seq,
+                        "t": _at(done),
+                        "p": _at(published),
+                        "st": _at(streamed),
+                    },
+                )
+    finally:
+        await db.dispose()
+    in_thread(migrate, settings)
+    db = Database(settings)
+    try:
+        async with db.read() as conn:
+            rows = (
+                await conn.execute(sa.text("SELECT lane, aggregate_id, sequence FROM outbox_lanes"))
+            ).all()
+    finally:
+        await db.dispose()
+    assert sorted(tuple(r) for r in rows) == [
+        ("live", 1, 2),
+        ("live", 2, 3),
+        ("stream", 1, 5),
+        ("stream", 2, 0),
+    ]
+    in_thread(migrate_to, settings, "0008")
+    db = Database(settings)
+    try:
+        async with db.read() as conn:
+            back = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT aggregate_id, sequence, published_at IS NOT NULL, streamed_at IS NOT NULL"
+                        " FROM outbox ORDER BY aggregate_id, sequence"
+                    )
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    assert [tuple(r) for r in back] == [
+        (1, 1, True, True),
+        (1, 2, True, True),
+        (1, 3, False, True),
+        (1, 4, False, True),  # published again after the upgrade: the lane stood at 2
+        (1, 5, False, True),
+        (2, 1, True, False),
+        (2, 2, True, False),
+        (2, 3, True, False),
+    ]
+    in_thread(migrate, settings)
+    assert await _diff(settings) == []
+
+
+def _at(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
 
 
 def migrate_to(settings: Settings, revision: str) -> None:

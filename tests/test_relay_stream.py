@@ -1,5 +1,6 @@
-"""The stream relay's hot path: fast envelopes equal the validated ones, the lane's batches come in id
-order, and a batch the publisher refuses stays unmarked (the mark runs while the broker acknowledges)."""
+"""The stream relay's hot path: fast envelopes equal the validated ones, the lane's batches come in order,
+and a batch the publisher refuses leaves the lane where it was (its new position is written while the
+broker acknowledges, and rolled back)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from admitone.outbox.contracts import Envelope
 from admitone.outbox.models import outbox
 from admitone.outbox.relay import (
     PENDING_COLUMNS,
-    STREAM_LOCK_KEY,
+    STREAM_LANE,
     OutboxRelay,
     envelope_of,
     pending_envelopes,
@@ -44,7 +45,7 @@ async def _activity(harness: Harness, holds: int = 5) -> int:
 
 
 async def _unstreamed(harness: Harness) -> int:
-    return int(await harness.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL"))
+    return await harness.backlog("stream")
 
 
 async def test_pending_envelopes_equal_envelope_of(harness: Harness) -> None:
@@ -64,7 +65,7 @@ async def test_pending_envelopes_equal_envelope_of(harness: Harness) -> None:
         assert Envelope.model_validate(env.model_dump()) == env
 
 
-async def test_stream_relay_publishes_in_order_in_batches_and_marks(harness: Harness) -> None:
+async def test_stream_relay_publishes_in_order_in_batches_and_moves_its_position(harness: Harness) -> None:
     event_id = await _activity(harness, holds=7)
     total = await _unstreamed(harness)
     assert total >= 14
@@ -73,8 +74,7 @@ async def test_stream_relay_publishes_in_order_in_batches_and_marks(harness: Har
         harness.state.db,
         recorder,
         batch=4,
-        column="streamed_at",
-        lock_key=STREAM_LOCK_KEY,
+        lane=STREAM_LANE,
         name="test-stream",
     )
     await relay.drain()
@@ -89,7 +89,7 @@ async def test_stream_relay_publishes_in_order_in_batches_and_marks(harness: Har
     assert await _unstreamed(harness) == 0
 
 
-async def test_refused_batch_stays_unmarked_and_goes_later(harness: Harness) -> None:
+async def test_refused_batch_leaves_the_position_and_goes_later(harness: Harness) -> None:
     await _activity(harness, holds=3)
     total = await _unstreamed(harness)
     assert total > 0
@@ -97,8 +97,7 @@ async def test_refused_batch_stays_unmarked_and_goes_later(harness: Harness) -> 
         harness.state.db,
         Recorder(fail=True),
         batch=100,
-        column="streamed_at",
-        lock_key=STREAM_LOCK_KEY,
+        lane=STREAM_LANE,
         name="test-stream",
     )
     for _ in range(3):
@@ -108,7 +107,7 @@ async def test_refused_batch_stays_unmarked_and_goes_later(harness: Harness) -> 
             pass
         else:
             raise AssertionError("publish failure was swallowed")
-    assert await _unstreamed(harness) == total  # the concurrent mark was rolled back
+    assert await _unstreamed(harness) == total  # the concurrent position write was rolled back
     assert failing.published == 0
     # The database connection is still usable after the failed batches.
     recorder = Recorder()
@@ -116,8 +115,7 @@ async def test_refused_batch_stays_unmarked_and_goes_later(harness: Harness) -> 
         harness.state.db,
         recorder,
         batch=100,
-        column="streamed_at",
-        lock_key=STREAM_LOCK_KEY,
+        lane=STREAM_LANE,
         name="test-stream",
     )
     assert await relay.run_once() == total
@@ -154,13 +152,16 @@ async def test_relays_wake_only_for_commits_that_add_domain_events(harness: Harn
     assert woken == []
     r = await h.hold(ga.event_id, {"tickets": [{"ticket_type_id": ga.ticket_type_id, "quantity": 1}]})
     assert r.status_code == 201
-    assert woken == [1]  # the hold's batch, and not the relays' own marking commits after it
-    waiting = "SELECT count(*) FROM outbox WHERE published_at IS NULL OR streamed_at IS NULL"
+    assert woken == [1]  # the hold's batch, and not the relays' own position commits after it
+
+    async def waiting() -> int:
+        return await h.backlog("live") + await h.backlog("stream")
+
     for _ in range(100):
-        if await h.scalar(waiting) == 0:
+        if await waiting() == 0:
             break
         await asyncio.sleep(0.02)
-    assert await h.scalar(waiting) == 0
+    assert await waiting() == 0
     settled = dict(runs)
     await asyncio.sleep(0.5)  # idle: below the relays' 1 s idle timer, nothing may run
     assert runs == settled, (settled, runs)

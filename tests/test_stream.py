@@ -130,7 +130,7 @@ async def test_events_arrive_in_order_once(stream_settings: Settings) -> None:
         assert {"hold.placed", "order.placed", "order.paid", "ticket.issued"} <= types
         ids = [e.id for e in recorder.committed]
         assert len(ids) == len(set(ids))
-        unstreamed = await h.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL")
+        unstreamed = await h.backlog("stream")
         assert unstreamed == 0
 
 

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 
 from admitone.core.settings import Settings
 from admitone.outbox.kafka import KafkaPublisher, decode
-from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
+from admitone.outbox.relay import STREAM_LANE, OutboxRelay
 from tests.conftest import kafka_settings, running
 from tests.harness import Harness
 from tests.support import free_port
@@ -136,7 +136,7 @@ async def assert_delivered_once_in_order(h: Harness, recorder: Recorder, event_i
         assert recorder.sequences(event_id) == expected
     ids = [e.id for e in recorder.committed]
     assert len(ids) == len(set(ids)), "an event was applied twice"
-    assert await h.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL") == 0
+    assert await h.backlog("stream") == 0
 
 
 async def read_topic(settings: Settings, expected: int) -> dict[int, list[int]]:
@@ -181,10 +181,10 @@ async def test_broker_outage_delays_but_loses_nothing(
         await sell(h, second.event_id, second.ticket_type_id, 1)
     await h.state.relay.drain()  # the live lane does not depend on the broker
     await asyncio.sleep(1.0)
-    waiting = await h.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL")
+    waiting = await h.backlog("stream")
     assert waiting > 0
     assert len(recorder.committed) == before
-    assert await h.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    assert await h.backlog("live") == 0
 
     broker.restore()
     await h.settle(within=60)
@@ -197,7 +197,7 @@ import asyncio, json, sys
 from admitone.core.db import Database
 from admitone.core.settings import Settings
 from admitone.outbox.kafka import KafkaPublisher
-from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
+from admitone.outbox.relay import STREAM_LANE, OutboxRelay
 
 class AcksInSteps:
     def __init__(self, inner):
@@ -213,7 +213,7 @@ async def main():
     db = Database(settings)
     publisher = KafkaPublisher(settings.kafka_bootstrap_servers, settings.kafka_topic, 3)
     await publisher.start()
-    relay = OutboxRelay(db, AcksInSteps(publisher), column="streamed_at", lock_key=STREAM_LOCK_KEY)
+    relay = OutboxRelay(db, AcksInSteps(publisher), lane=STREAM_LANE)
     print("started", flush=True)
     await relay.drain()
     print("finished", flush=True)
@@ -232,7 +232,7 @@ async def test_relay_killed_mid_batch(kafka_app: tuple[Harness, Recorder]) -> No
     auth = await h.organizer()
     ga = await h.ga_event(auth)
     await sell(h, ga.event_id, ga.ticket_type_id, 4)
-    total = await h.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL")
+    total = await h.backlog("stream")
     assert total > 15
 
     settings = h.state.settings
@@ -266,7 +266,7 @@ async def test_relay_killed_mid_batch(kafka_app: tuple[Harness, Recorder]) -> No
             proc.kill()
         await proc.wait()
     # Killed before it marked anything: the whole batch is still waiting.
-    assert await h.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL") == total
+    assert await h.backlog("stream") == total
 
     stream_relay.start()
     await h.settle(within=60)
@@ -291,11 +291,11 @@ async def test_two_stream_relays_publish_in_order(settings: Settings, broker: Br
         events = [await h.ga_event(auth) for _ in range(3)]
         for ev in events:
             await sell(h, ev.event_id, ev.ticket_type_id, 3)
-        total = await h.scalar("SELECT count(*) FROM outbox WHERE streamed_at IS NULL")
+        total = await h.backlog("stream")
 
         publishers = [KafkaPublisher(broker.bootstrap, kafka.kafka_topic, 3) for _ in range(2)]
         relays = [
-            OutboxRelay(h.state.db, p, batch=7, column="streamed_at", lock_key=STREAM_LOCK_KEY, name=f"r{i}")
+            OutboxRelay(h.state.db, p, batch=7, lane=STREAM_LANE, name=f"r{i}")
             for i, p in enumerate(publishers)
         ]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from admitone.core.deps import AppState, StateDep
 from admitone.core.errors import Unavailable, install_error_handlers, problems
 from admitone.core.middleware import BodySizeLimit
 from admitone.core.params import describe_parameters
+from admitone.core.runtime import tune_garbage_collector
 from admitone.core.settings import Settings
 from admitone.core.worker import builtin_consumers
 from admitone.events import api as events_api
@@ -316,14 +316,8 @@ def create_app(
 
 
 def create_server_app() -> FastAPI:
-    """The factory ``admitone serve`` runs in every worker process.
-
-    A server allocates many short-lived objects per request; with the default thresholds Python's cyclic
-    garbage collector took about 30% of a hold server's time (measured with py-spy, docs/benchmarks.md).
-    Objects alive at start (modules, routes, schemas) are moved out of its way and it runs less often.
-    """
+    """The factory ``admitone serve`` runs in every worker process, with the garbage collector tuned
+    (``core/runtime.py``)."""
     app = create_app()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 1000)
+    tune_garbage_collector()
     return app

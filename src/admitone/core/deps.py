@@ -41,7 +41,7 @@ class AppState:
     fanout: RedisFanout | None
     consumers: list[ConsumerRunner]
     ticket_key: bytes  # signs and verifies ticket QR payloads (checkin/tokens.py)
-    # The relay of the stream lane (streamed_at): to the durable consumers in process, or to Kafka; None
+    # The relay of the stream lane: to the durable consumers in process, or to Kafka; None
     # when the lane runs in `admitone worker` processes (ADMITONE_STREAM_WORKER).
     stream_relay: OutboxRelay | None
     # With Kafka: one consumer loop per durable consumer.

@@ -1,7 +1,7 @@
 """``admitone worker``: a process that runs the event stream and nothing else.
 
 With ``ADMITONE_STREAM_WORKER=true`` the API servers leave the stream lane (``outbox/lane.py``) to one or
-more of these: the relay of ``streamed_at`` and the durable consumers (webhooks, e-mail, analytics), with
+more of these: the relay of the ``stream`` lane and the durable consumers (webhooks, e-mail, analytics), with
 the webhook and e-mail senders they wake. Several workers may run: the relay's advisory lock lets one batch
 run at a time, and the consumers' positions make every event count once. A worker hears of no commit made
 in another process, so it looks for new events every ``ADMITONE_STREAM_POLL_MS`` while idle and drains
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from admitone.analytics.runtime import Analytics
 from admitone.core.clock import Clock, SystemClock
 from admitone.core.db import Database
+from admitone.core.runtime import tune_garbage_collector
 from admitone.core.settings import Settings
 from admitone.mail.consumer import MailConsumer
 from admitone.mail.sender import MailSender
@@ -75,6 +76,7 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     worker = Worker(settings)
     await worker.start()
+    tune_garbage_collector()
     log.info("stream worker started (%s)", "Kafka" if settings.kafka_bootstrap_servers else "in-process bus")
     try:
         await stop.wait()

@@ -5,7 +5,7 @@ event id): one event's stream stays in one partition, in sequence order. The val
 :class:`~admitone.outbox.contracts.Envelope` as JSON; the headers carry ``type`` and ``version`` so a
 consumer can route without parsing the value.
 
-:class:`KafkaPublisher` is what the stream relay (``streamed_at`` lane) publishes with: ``publish`` returns
+:class:`KafkaPublisher` is what the stream relay (the ``stream`` lane) publishes with: ``publish`` returns
 only when the broker acknowledged every record (``acks="all"``) and raises otherwise, so the relay keeps the
 rows and tries again. A broker outage therefore only delays the stream: the outbox grows, the API keeps
 selling, and the backlog drains in order when the broker is back.

@@ -1,4 +1,4 @@
-"""The stream lane of one process: the relay of ``streamed_at`` and the durable consumers it feeds.
+"""The stream lane of one process: the relay of the ``stream`` lane and the durable consumers it feeds.
 
 Without Kafka the relay hands its batches to the consumers in this process (an in-process bus with durable
 subscriptions); with Kafka it writes them to the topic and every consumer reads the topic in its own
@@ -17,7 +17,7 @@ from admitone.core.settings import Settings
 from admitone.outbox.bus import InProcessBus
 from admitone.outbox.consumers import ConsumerRunner, StreamConsumer
 from admitone.outbox.kafka import KafkaConsumerLoop, KafkaPublisher
-from admitone.outbox.relay import STREAM_LOCK_KEY, OutboxRelay
+from admitone.outbox.relay import STREAM_LANE, OutboxRelay
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,7 @@ class StreamLane:
                 self.kafka_publisher,
                 batch=5000,
                 idle_seconds=idle_seconds,
-                column="streamed_at",
-                lock_key=STREAM_LOCK_KEY,
+                lane=STREAM_LANE,
                 name="outbox-stream",
             )
             self.kafka_loops = [
@@ -64,8 +63,7 @@ class StreamLane:
                 db,
                 bus,
                 idle_seconds=idle_seconds,
-                column="streamed_at",
-                lock_key=STREAM_LOCK_KEY,
+                lane=STREAM_LANE,
                 name="outbox-stream",
             )
 

@@ -16,27 +16,21 @@ outbox = sa.Table(
     sa.Column("sequence", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
-    # Live lane: handed to this deployment's live hubs (and, without Kafka, to the durable consumers).
-    sa.Column("published_at", UTCDateTime, nullable=True),
-    # Stream lane: written to Kafka. Without Kafka it is set together with published_at.
-    sa.Column("streamed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("aggregate_type", "aggregate_id", "sequence", name="uq_outbox_stream_position"),
-    # Partial: only rows still waiting in a lane are indexed, so marking a row done removes it from the
-    # lane's index instead of writing a new entry, and the relay's read touches nothing already done.
-    sa.Index(
-        "ix_outbox_unpublished",
-        "published_at",
-        "id",
-        postgresql_where=sa.text("published_at IS NULL"),
-        sqlite_where=sa.text("published_at IS NULL"),
-    ),
-    sa.Index(
-        "ix_outbox_unstreamed",
-        "streamed_at",
-        "id",
-        postgresql_where=sa.text("streamed_at IS NULL"),
-        sqlite_where=sa.text("streamed_at IS NULL"),
-    ),
+)
+
+# How far each relay lane has delivered each aggregate's stream: the last sequence it published.
+# Sequences are gap-free per aggregate and committed in order (writers hold the event's lock to commit),
+# so one number per aggregate says which rows are done; publishing a batch updates a row per aggregate
+# instead of every outbox row of the batch (no index covers ``sequence``, so those updates are HOT).
+outbox_lanes = sa.Table(
+    "outbox_lanes",
+    metadata,
+    sa.Column("lane", sa.String(16), primary_key=True),
+    sa.Column("aggregate_type", sa.String(32), primary_key=True),
+    sa.Column("aggregate_id", sa.Integer, primary_key=True),
+    sa.Column("sequence", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # Where each durable consumer of the event stream stands, per aggregate: the last sequence it applied.
