@@ -254,6 +254,9 @@ async def test_invalid_payloads(harness: Harness) -> None:
 async def test_forged_payload_never_reaches_the_database(harness: Harness) -> None:
     auth, event_id, order = await _sold(harness, 1)
     await harness.settle()  # background consumers of the sale are done
+    # The relays read the event streams on their idle timer; stopped, they leave only the scans' SQL.
+    await harness.state.relay.stop()
+    await harness.state.stream_relay.stop()
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
