@@ -508,3 +508,28 @@ async def test_several_senders_share_the_queue(harness: Harness, receiver: Recei
     assert sum(s.sent for s in senders) == queued
     assert sum(1 for s in senders if s.sent > 0) >= 2, [s.sent for s in senders]
     assert await h.scalar("SELECT count(*) FROM webhook_deliveries WHERE status <> 'succeeded'") == 0
+
+
+async def test_stop_lets_the_batch_in_flight_finish(harness: Harness) -> None:
+    """A sender stopped while a batch runs waits for it instead of cancelling it: a cancellation inside a
+    database call would abandon that call's connection."""
+    h = harness
+    assert h.state.webhooks is not None
+    await h.state.webhooks.stop()
+    sender = WebhookSender(h.state.db, h.state.settings, h.state.webhooks.client)
+    finished: list[str] = []
+    started = asyncio.Event()
+
+    async def slow_batch() -> int:
+        started.set()
+        async with h.state.db.write() as conn:
+            await asyncio.sleep(0.3)  # a batch holding its connection
+            await conn.execute(sa.text("SELECT 1"))
+        finished.append("batch")
+        return 0
+
+    sender.run_once = slow_batch  # type: ignore[method-assign]
+    sender.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await sender.stop()
+    assert finished == ["batch"]

@@ -142,15 +142,23 @@ class WebhookSender:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="webhook-sender")
 
     async def stop(self) -> None:
+        """Stops after the batch in flight, cancelling it only if it outlasts a send's timeout by 5 s: a
+        cancellation inside a database call abandons the call's connection (the leases of a cancelled
+        batch's deliveries make it go again later)."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        done, _ = await asyncio.wait([task], timeout=self.timeout + 5)
+        if not done:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def _run(self) -> None:
         while not self._stopping:
