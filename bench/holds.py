@@ -57,6 +57,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from lanes import backlogs
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 VENV_BIN = Path(sys.executable).parent
@@ -589,29 +591,25 @@ async def commit_probe(dsn: str, n: int = 300) -> dict[str, float]:
     }
 
 
-# The stream lane's backlog: every event's last sequence minus where the lane stands in it.
-STREAM_BACKLOG_SQL = """
-SELECT coalesce(sum(s.last_seq - coalesce(l.sequence, 0)), 0)
-FROM event_streams s
-LEFT JOIN outbox_lanes l ON l.lane = 'stream' AND l.aggregate_type = 'event' AND l.aggregate_id = s.event_id
-"""
-
-
 async def stream_backlog(dsn: str, wait: float) -> dict[str, Any]:
     """With --stream-worker, right after a holds run: how many domain events the worker had not streamed
     yet, and how long it then took to stream them all (bounded by ``wait``)."""
     conn = await asyncpg.connect(dsn)
     try:
-        if await conn.fetchval("SELECT to_regclass('outbox_lanes')") is not None:
-            query = STREAM_BACKLOG_SQL
-        else:  # a --commit from before the lanes kept positions
-            query = "SELECT count(*) FROM outbox WHERE streamed_at IS NULL"
-        behind = int(await conn.fetchval(query))
+        positions = await conn.fetchval("SELECT to_regclass('outbox_lanes')") is not None
+
+        async def waiting() -> int:
+            if positions:
+                return (await backlogs(conn))["stream"]
+            # a --commit from before the lanes kept positions
+            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE streamed_at IS NULL"))
+
+        behind = await waiting()
         t0 = time.monotonic()
         left = behind
         while left and time.monotonic() - t0 < wait:
             await asyncio.sleep(0.1)
-            left = int(await conn.fetchval(query))
+            left = await waiting()
         return {
             "behind_at_end": behind,
             "left_after_wait": left,

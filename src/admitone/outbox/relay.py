@@ -124,24 +124,29 @@ def envelope_of(row: sa.Row[object]) -> Envelope:
 SQLITE_EVENTS_PER_BATCH = 100
 
 
+def _streams_with_lane(lane: sa.ColumnElement[str]) -> sa.Join:
+    """Every event's stream with the lane's position in it (none yet: NULL, which counts as 0)."""
+    position = sa.and_(
+        outbox_lanes.c.lane == lane,
+        outbox_lanes.c.aggregate_type == "event",
+        outbox_lanes.c.aggregate_id == event_streams.c.event_id,
+    )
+    return event_streams.outerjoin(outbox_lanes, position)
+
+
 @functools.cache
 def waiting_statement() -> sa.Select[tuple[int, int, int]]:
     """The events with rows waiting in the lane ``:lane``: id, where the lane stands (``done``) and how
     many rows wait (``behind``), the events the lane served least recently first (never served: first of
     all), at most ``:events``."""
     done = sa.func.coalesce(outbox_lanes.c.sequence, 0)
-    position = sa.and_(
-        outbox_lanes.c.lane == sa.bindparam("lane", type_=sa.String),
-        outbox_lanes.c.aggregate_type == "event",
-        outbox_lanes.c.aggregate_id == event_streams.c.event_id,
-    )
     return (
         sa.select(
             event_streams.c.event_id.label("aggregate_id"),
             done.label("done"),
             (event_streams.c.last_seq - done).label("behind"),
         )
-        .select_from(event_streams.outerjoin(outbox_lanes, position))
+        .select_from(_streams_with_lane(sa.bindparam("lane", type_=sa.String)))
         .where(event_streams.c.last_seq > done)
         .order_by(outbox_lanes.c.updated_at.asc().nulls_first(), event_streams.c.event_id)
         .limit(sa.bindparam("events", type_=sa.Integer))
@@ -299,13 +304,8 @@ async def record_positions(conn: AsyncConnection, dialect: str, lane: str, posit
 def backlog_statement(lane: str) -> sa.Select[tuple[int]]:
     """How many rows wait in ``lane``, over all events."""
     done = sa.func.coalesce(outbox_lanes.c.sequence, 0)
-    position = sa.and_(
-        outbox_lanes.c.lane == lane,
-        outbox_lanes.c.aggregate_type == "event",
-        outbox_lanes.c.aggregate_id == event_streams.c.event_id,
-    )
     return sa.select(sa.func.coalesce(sa.func.sum(event_streams.c.last_seq - done), 0)).select_from(
-        event_streams.outerjoin(outbox_lanes, position)
+        _streams_with_lane(sa.literal(lane))
     )
 
 
